@@ -1,0 +1,536 @@
+package chunk
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// This file implements docs/STORE.md.
+
+// ErrNotFound is returned for a chunk or manifest the store does not hold.
+var ErrNotFound = errors.New("chunk: not found")
+
+// ErrNoSpace is returned when a write would take the store over its limit.
+// Nothing has been written when it is returned.
+var ErrNoSpace = errors.New("chunk: storage limit reached")
+
+// tempPrefix starts the name of every temporary file in a chunk folder.
+const tempPrefix = ".tmp-"
+
+// Options configure a Store.
+type Options struct {
+	// Limit is the most chunk bytes the store may hold; 0 means unlimited.
+	Limit int64
+	// Logger receives the store's log; nil discards it.
+	Logger *slog.Logger
+	// Chunking are the parameters Put uses; the zero value means
+	// DefaultParams. Only tests should set them.
+	Chunking Params
+}
+
+// Stats are the store's counters.
+type Stats struct {
+	Used      int64 // bytes of chunk data held
+	Limit     int64 // the limit in force, 0 = unlimited
+	Chunks    int64 // chunks held
+	Manifests int64 // manifests recorded
+	Corrupt   int64 // chunks found corrupt and quarantined, ever
+}
+
+// Store keeps chunks as files and an index of chunks and manifests in a bbolt
+// database (docs/STORE.md). It is safe for concurrent use.
+//
+// Concurrency: every change to the set of files under chunks/ (rename in,
+// unlink, move to quarantine) happens under mu, and so does every decision
+// to drop a chunk from the index. holds counts the operations in flight that
+// rely on a chunk staying (a Put that found it already present, or wrote its
+// file and has not yet indexed it); such a chunk is never dropped.
+type Store struct {
+	dir    string
+	db     *bolt.DB
+	log    *slog.Logger
+	params Params
+	limit  atomic.Int64
+
+	mu       sync.Mutex
+	holds    map[string]int
+	reserved int64
+
+	statsMu sync.Mutex
+	stats   counters
+	statsTx int // id of the transaction stats come from
+}
+
+// Open opens or creates the store in dir. A store is used by one process at
+// a time; a second Open of the same dir fails.
+func Open(dir string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := opts.Chunking
+	if p == (Params{}) {
+		p = DefaultParams
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}}
+	s.limit.Store(opts.Limit)
+	for _, d := range []string{dir, filepath.Join(dir, "chunks"), filepath.Join(dir, "quarantine")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+	}
+	stray := 0
+	for i := range 256 {
+		d := filepath.Join(dir, "chunks", fmt.Sprintf("%02x", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+		n, err := removeTemps(d)
+		if err != nil {
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+		stray += n
+	}
+	if stray > 0 {
+		s.log.Info("removed unfinished chunk files", "count", stray)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "index.db"), 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("opening store %s: in use by another process", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store index: %w", err)
+	}
+	s.db = db
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := initIndex(tx); err != nil {
+			return err
+		}
+		s.stats = readCounters(tx)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store index: %w", err)
+	}
+	return s, nil
+}
+
+// removeTemps deletes the temporary files in one chunk folder.
+func removeTemps(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Close closes the index. The store must not be used afterwards.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store index: %w", err)
+	}
+	return nil
+}
+
+// SetLimit sets the storage limit in bytes; 0 means unlimited. It does not
+// remove anything already stored.
+func (s *Store) SetLimit(n int64) { s.limit.Store(n) }
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return Stats{Used: s.stats.used, Limit: s.limit.Load(), Chunks: s.stats.chunks,
+		Manifests: s.stats.manifests, Corrupt: s.stats.corrupt}
+}
+
+// update runs fn in a write transaction with the counters, stores them back
+// and publishes them to Stats once committed.
+func (s *Store) update(fn func(tx *bolt.Tx, c *counters) error) error {
+	var c counters
+	var id int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c = readCounters(tx)
+		if err := fn(tx, &c); err != nil {
+			return err
+		}
+		id = tx.ID()
+		return writeCounters(tx, c)
+	})
+	if err != nil {
+		return err
+	}
+	s.statsMu.Lock()
+	if id > s.statsTx {
+		s.stats, s.statsTx = c, id
+	}
+	s.statsMu.Unlock()
+	return nil
+}
+
+// reserve claims n bytes of the limit for a write in flight; release gives
+// them back. It fails with ErrNoSpace when the limit would be exceeded.
+func (s *Store) reserve(n int64) (release func(), err error) {
+	limit := s.limit.Load()
+	used := s.Stats().Used
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit > 0 && used+s.reserved+n > limit {
+		return nil, fmt.Errorf("storing %d bytes with %d of %d used: %w", n, used+s.reserved, limit, ErrNoSpace)
+	}
+	s.reserved += n
+	return func() {
+		s.mu.Lock()
+		s.reserved -= n
+		s.mu.Unlock()
+	}, nil
+}
+
+func (s *Store) hold(k string) {
+	s.mu.Lock()
+	s.holds[k]++
+	s.mu.Unlock()
+}
+
+func (s *Store) unhold(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		if s.holds[k]--; s.holds[k] <= 0 {
+			delete(s.holds, k)
+		}
+	}
+}
+
+// chunkPath is chunks/<first digest byte in hex>/<CID>.
+func (s *Store) chunkPath(id cid.Cid) string {
+	return filepath.Join(s.dir, "chunks", hex.EncodeToString(digest(id)[:1]), id.String())
+}
+
+// present reports whether the index lists the chunk as held.
+func (s *Store) present(key []byte) (size int64, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		size, ok = chunkSize(tx, key)
+		return nil
+	})
+	return size, ok, err
+}
+
+// writeFile stores data as the chunk's file: temporary file, fsync, rename
+// under mu. The caller holds the chunk and fsyncs the folder before indexing.
+func (s *Store) writeFile(id cid.Cid, data []byte) error {
+	path := s.chunkPath(id)
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("writing chunk %s: %w", id, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		s.mu.Lock()
+		err = os.Rename(f.Name(), path)
+		s.mu.Unlock()
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing chunk %s: %w", id, err)
+	}
+	return nil
+}
+
+// unlinkUnused removes the files of chunks that nobody holds and the index
+// does not list: what a failed write leaves behind. Call without holds.
+func (s *Store) unlinkUnused(ids []cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.holds[id.KeyString()] > 0 {
+			continue
+		}
+		if _, ok, err := s.present(id.Bytes()); err != nil || ok {
+			continue
+		}
+		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("removing unused chunk file", "cid", id, "err", err)
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// sizeReader fails once more than n bytes come out of r.
+type sizeReader struct {
+	r io.Reader
+	n int64
+}
+
+var errTooLong = errors.New("content longer than its declared size")
+
+func (r *sizeReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n -= int64(n)
+	if r.n < 0 {
+		return n, errTooLong
+	}
+	return n, err
+}
+
+// Put stores the content of r, which must be exactly size bytes, under the
+// git-annex key (which may be empty): it chunks the stream, writes the chunks
+// not yet held, and records the manifest as pinned. It returns the content's
+// CID and manifest. It fails with ErrNoSpace, before writing anything, if
+// size does not fit under the limit. On any error nothing new is referenced.
+func (s *Store) Put(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, *Manifest, error) {
+	if size < 0 {
+		return cid.Undef, nil, fmt.Errorf("storing content: negative size %d", size)
+	}
+	release, err := s.reserve(size)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	defer release()
+	var (
+		held    []string
+		seen    = map[string]bool{}
+		written []cid.Cid
+		dirs    = map[string]bool{}
+	)
+	fail := func(err error) (cid.Cid, *Manifest, error) {
+		s.unhold(held...)
+		s.unlinkUnused(written)
+		return cid.Undef, nil, fmt.Errorf("storing content: %w", err)
+	}
+	m, err := BuildManifest(ctx, &sizeReader{r: r, n: size}, key, s.params, func(ref ChunkRef, data []byte) error {
+		k := ref.CID.KeyString()
+		if seen[k] {
+			return nil
+		}
+		seen[k] = true
+		s.hold(k)
+		held = append(held, k)
+		_, ok, err := s.present([]byte(k))
+		if err != nil || ok {
+			return err
+		}
+		if err := s.writeFile(ref.CID, data); err != nil {
+			return err
+		}
+		written = append(written, ref.CID)
+		dirs[filepath.Dir(s.chunkPath(ref.CID))] = true
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if m.Size != size {
+		return fail(fmt.Errorf("content is %d bytes, declared %d", m.Size, size))
+	}
+	enc, err := m.Encode()
+	if err != nil {
+		return fail(err)
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return fail(err)
+		}
+	}
+	root := ManifestCID(enc)
+	sizes := make(map[string]int, len(written))
+	for _, c := range m.Chunks {
+		sizes[c.CID.KeyString()] = int(c.Length)
+	}
+	err = s.update(func(tx *bolt.Tx, c *counters) error {
+		for _, id := range written {
+			if err := addChunk(tx, c, id.Bytes(), sizes[id.KeyString()]); err != nil {
+				return err
+			}
+		}
+		return recordManifest(tx, c, root, m, enc, flagPinned)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("indexing %s: %w", root, err))
+	}
+	s.unhold(held...)
+	s.log.Debug("stored", "cid", root, "size", size, "chunks", len(m.Chunks), "new", len(written))
+	return root, m, nil
+}
+
+// recordManifest stores a manifest and takes its chunk references, or only
+// adds flags if it is already recorded.
+func recordManifest(tx *bolt.Tx, c *counters, root cid.Cid, m *Manifest, enc []byte, flags byte) error {
+	b := tx.Bucket(bucketManifests)
+	k := root.Bytes()
+	if old := b.Get(k); old != nil {
+		if old[0]&flags == flags {
+			return nil
+		}
+		return b.Put(k, append([]byte{old[0] | flags}, old[1:]...))
+	}
+	for _, ck := range distinctChunks(m) {
+		if _, err := addRef(tx, ck, 1); err != nil {
+			return err
+		}
+	}
+	c.manifests++
+	return b.Put(k, append([]byte{flags}, enc...))
+}
+
+// PutManifest records a manifest and takes references on its chunks, which
+// need not be present yet (see Missing). Recording it again is a no-op.
+func (s *Store) PutManifest(ctx context.Context, m *Manifest) (cid.Cid, error) {
+	enc, err := m.Encode()
+	if err != nil {
+		return cid.Undef, fmt.Errorf("recording manifest: %w", err)
+	}
+	root := ManifestCID(enc)
+	if err := ctx.Err(); err != nil {
+		return cid.Undef, fmt.Errorf("recording manifest %s: %w", root, err)
+	}
+	err = s.update(func(tx *bolt.Tx, c *counters) error {
+		return recordManifest(tx, c, root, m, enc, 0)
+	})
+	if err != nil {
+		return cid.Undef, fmt.Errorf("recording manifest %s: %w", root, err)
+	}
+	return root, nil
+}
+
+// PutChunk verifies data against id and stores it. Storing a chunk already
+// held is a no-op. A chunk no manifest references is garbage that
+// Fsck(repair) removes, so record the manifest first.
+func (s *Store) PutChunk(ctx context.Context, id cid.Cid, data []byte) error {
+	if err := VerifyChunk(id, data); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("storing chunk %s: %w", id, err)
+	}
+	k := id.KeyString()
+	s.hold(k)
+	_, ok, err := s.present([]byte(k))
+	if err != nil || ok {
+		s.unhold(k)
+		return err
+	}
+	release, err := s.reserve(int64(len(data)))
+	if err != nil {
+		s.unhold(k)
+		return err
+	}
+	defer release()
+	err = s.writeFile(id, data)
+	if err == nil {
+		err = syncDir(filepath.Dir(s.chunkPath(id)))
+	}
+	if err == nil {
+		err = s.update(func(tx *bolt.Tx, c *counters) error {
+			return addChunk(tx, c, id.Bytes(), len(data))
+		})
+	}
+	s.unhold(k)
+	if err != nil {
+		s.unlinkUnused([]cid.Cid{id})
+		return fmt.Errorf("storing chunk %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove forgets a manifest and deletes the chunks no other manifest
+// references. It returns an error wrapping ErrNotFound if it is not recorded.
+func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("removing %s: %w", root, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var freed []cid.Cid
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		freed = freed[:0]
+		b := tx.Bucket(bucketManifests)
+		v := b.Get(root.Bytes())
+		if v == nil {
+			return ErrNotFound
+		}
+		m, err := DecodeManifest(v[1:])
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(root.Bytes()); err != nil {
+			return err
+		}
+		c.manifests--
+		for _, k := range distinctChunks(m) {
+			n, err := addRef(tx, k, -1)
+			if err != nil || n > 0 || s.holds[string(k)] > 0 {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			dropped, err := dropChunk(tx, c, k)
+			if err != nil {
+				return err
+			}
+			if dropped {
+				id, _ := cid.Cast(k)
+				freed = append(freed, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", root, err)
+	}
+	for _, id := range freed {
+		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("removing chunk file", "cid", id, "err", err)
+		}
+	}
+	s.log.Debug("removed", "cid", root, "freed", len(freed))
+	return nil
+}
