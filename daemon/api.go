@@ -1,0 +1,259 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+)
+
+// maxRequestBody bounds a control request's JSON body.
+const maxRequestBody = 2 << 20
+
+// progressEvery is the least time between two progress events of a stream.
+const progressEvery = 100 * time.Millisecond
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/id", d.track(d.handleID))
+	mux.HandleFunc("GET /v1/status", d.track(d.handleStatus))
+	mux.HandleFunc("POST /v1/fsck", d.track(d.handleFsck))
+	mux.HandleFunc("POST /v1/put", d.track(d.handlePut))
+	mux.HandleFunc("POST /v1/get", d.track(d.handleGet))
+	mux.HandleFunc("POST /v1/join", d.track(d.handleJoin))
+	mux.HandleFunc("POST /v1/rules", d.track(d.handlePushRules))
+	mux.HandleFunc("POST /v1/leave", d.track(d.handleLeave))
+	return mux
+}
+
+// track counts a request as in flight for the clean stop.
+func (d *Daemon) track(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.inflight.Add(1)
+		defer d.inflight.Done()
+		h(w, r)
+	}
+}
+
+func (d *Daemon) handleID(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.id())
+}
+
+func (d *Daemon) id() client.ID {
+	out := client.ID{PeerID: d.host.ID().String()}
+	for _, a := range d.host.Addrs() {
+		out.Addrs = append(out.Addrs, a.String())
+	}
+	return out
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := d.store.Stats()
+	lim := d.limits()
+	writeJSON(w, http.StatusOK, client.Status{
+		PeerID:         d.host.ID().String(),
+		Version:        Version,
+		Swarm:          swarmInfo(d.members.Current()),
+		Members:        d.memberStatus(),
+		ConnectedPeers: len(d.host.Network().Peers()),
+		Store: client.StoreStatus{
+			Used: st.Used, Limit: st.Limit, Chunks: st.Chunks, Manifests: st.Manifests, Corrupt: st.Corrupt,
+		},
+		BytesSent:          d.bytesSent.Load(),
+		BytesReceived:      d.bytesReceived.Load(),
+		RefusedConnections: d.gater.Refused(),
+		Limits:             client.LimitsStatus{Storage: lim.Storage, Upload: lim.Upload, Download: lim.Download},
+	})
+}
+
+func (d *Daemon) handleFsck(w http.ResponseWriter, r *http.Request) {
+	var req client.FsckRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	rep, err := d.store.Fsck(r.Context(), req.Repair)
+	if err != nil {
+		writeError(w, statusFor(err), fmt.Errorf("verifying the store: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, fsckResult(rep))
+}
+
+func (d *Daemon) handlePut(w http.ResponseWriter, r *http.Request) {
+	var req client.PutRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("put: path %q is not absolute", req.Path))
+		return
+	}
+	s := newStream(w)
+	res, err := d.put(r.Context(), req, s.progress)
+	s.finish(res, err)
+}
+
+func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(client.Progress)) (client.PutResult, error) {
+	f, err := os.Open(req.Path)
+	if err != nil {
+		return client.PutResult{}, fmt.Errorf("put: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return client.PutResult{}, fmt.Errorf("put: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return client.PutResult{}, fmt.Errorf("put: %s is not a regular file", req.Path)
+	}
+	cr := &countingReader{r: f, total: fi.Size(), progress: progress}
+	root, _, err := d.store.Put(ctx, cr, fi.Size(), req.Key)
+	if err != nil {
+		return client.PutResult{}, fmt.Errorf("put %s: %w", req.Path, err)
+	}
+	d.log.Info("content stored", "cid", root, "size", fi.Size(), "key", req.Key)
+	return client.PutResult{CID: root.String(), Size: fi.Size()}, nil
+}
+
+func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {
+	var req client.GetRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("get: path %q is not absolute", req.Path))
+		return
+	}
+	s := newStream(w)
+	res, err := d.get(r.Context(), req, s.progress)
+	s.finish(res, err)
+}
+
+func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error) {
+	root, err := chunk.ParseCID(req.CID)
+	if err != nil {
+		return client.GetResult{}, fmt.Errorf("get: %w", err)
+	}
+	m, err := d.store.Manifest(ctx, root)
+	if err != nil {
+		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
+	}
+	if missing, err := d.store.Missing(ctx, root); err != nil {
+		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
+	} else if len(missing) > 0 {
+		return client.GetResult{}, fmt.Errorf("get %s: %d of %d chunks are not in the local store", root, len(missing), len(m.Chunks))
+	}
+	err = writeFileAtomicFunc(req.Path, func(w io.Writer) error {
+		cw := &countingWriter{w: w, total: m.Size, progress: progress}
+		_, err := d.store.WriteTo(ctx, root, cw)
+		return err
+	})
+	if err != nil {
+		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
+	}
+	return client.GetResult{CID: root.String(), Size: m.Size}, nil
+}
+
+func fsckResult(rep chunk.FsckReport) client.FsckResult {
+	out := client.FsckResult{Checked: rep.Checked, Orphaned: rep.Orphans, Repaired: rep.Repaired,
+		CountersWrong: rep.Counters, Corrupt: []string{}, Unreferenced: []string{}, Incomplete: []string{}}
+	if out.Orphaned == nil {
+		out.Orphaned = []string{}
+	}
+	for _, c := range rep.Corrupt {
+		out.Corrupt = append(out.Corrupt, c.String())
+	}
+	for _, c := range rep.Unreferenced {
+		out.Unreferenced = append(out.Unreferenced, c.String())
+	}
+	for _, c := range rep.Incomplete {
+		out.Incomplete = append(out.Incomplete, c.String())
+	}
+	return out
+}
+
+// stream writes an NDJSON answer: progress events, then a result or an error.
+type stream struct {
+	mu   sync.Mutex
+	w    http.ResponseWriter
+	enc  *json.Encoder
+	last time.Time
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return &stream{w: w, enc: json.NewEncoder(w)}
+}
+
+// progress sends a progress event, at most one per progressEvery, and always
+// the final one (Bytes == Total).
+func (s *stream) progress(p client.Progress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.last) < progressEvery && (p.Total == 0 || p.Bytes < p.Total) {
+		return
+	}
+	s.last = now
+	s.send(map[string]any{"progress": p})
+}
+
+func (s *stream) finish(result any, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.send(map[string]any{"error": oneLineError(err)})
+		return
+	}
+	s.send(map[string]any{"result": result})
+}
+
+func (s *stream) send(v any) {
+	if err := s.enc.Encode(v); err != nil {
+		return // the client went away; the operation's ctx tells the rest
+	}
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decoding request: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // a write error means the client left
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": oneLineError(err)})
+}
+
+// statusFor maps well-known errors to HTTP statuses.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, chunk.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, chunk.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,293 @@
+// Package harness starts real annex-swarm processes for end-to-end tests: N
+// annex-swarmd daemons, each with its own temporary home, listening on
+// loopback only, and the annex-swarm CLI pointed at any of them.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+)
+
+// StartTimeout bounds how long a daemon may take to answer on its socket.
+const StartTimeout = 30 * time.Second
+
+// Binaries are the built programs the harness runs.
+type Binaries struct {
+	Dir    string // folder holding all three, for PATH
+	Daemon string
+	CLI    string
+	Remote string
+}
+
+// Build compiles the three programs into dir with `go build`. Call it once from
+// TestMain; root is the module root.
+func Build(root, dir string, race bool) (Binaries, error) {
+	b := Binaries{
+		Dir:    dir,
+		Daemon: filepath.Join(dir, "annex-swarmd"),
+		CLI:    filepath.Join(dir, "annex-swarm"),
+		Remote: filepath.Join(dir, "git-annex-remote-swarm"),
+	}
+	args := []string{"build", "-o", dir + "/"}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "./cmd/annex-swarmd", "./cmd/annex-swarm", "./cmd/git-annex-remote-swarm")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return b, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return b, nil
+}
+
+// ModuleRoot finds the folder holding go.mod, from the working directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for range 20 {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		dir = filepath.Dir(dir)
+	}
+	return "", errors.New("go.mod not found above the working directory")
+}
+
+// Node is one daemon process and its home.
+type Node struct {
+	t       testing.TB
+	bin     Binaries
+	Name    string
+	Home    string
+	PeerID  string
+	Addrs   []string
+	cmd     *exec.Cmd
+	logFile *os.File
+	exited  chan struct{}
+	extra   []string
+}
+
+// Cluster is a set of nodes started together.
+type Cluster struct {
+	Nodes []*Node
+	bin   Binaries
+}
+
+// Options shape the daemons of a cluster.
+type Options struct {
+	// Config, when not empty, is written to every home's config.toml.
+	Config string
+	// Args are extra annex-swarmd flags, e.g. --sync-interval 1s.
+	Args []string
+}
+
+// New starts n daemons on loopback, each with a fresh home under t.TempDir(),
+// and stops them when the test ends.
+func New(t testing.TB, bin Binaries, n int, o Options) *Cluster {
+	t.Helper()
+	c := &Cluster{bin: bin}
+	for i := range n {
+		nd := NewNode(t, bin, fmt.Sprintf("node%d", i), o)
+		c.Nodes = append(c.Nodes, nd)
+	}
+	return c
+}
+
+// NewNode prepares and starts one daemon.
+func NewNode(t testing.TB, bin Binaries, name string, o Options) *Node {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if o.Config != "" {
+		if err := os.WriteFile(filepath.Join(home, "config.toml"), []byte(o.Config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nd := &Node{t: t, bin: bin, Name: name, Home: home, extra: o.Args}
+	t.Cleanup(func() { nd.Stop() })
+	if err := nd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	return nd
+}
+
+// Start runs the daemon and waits until its control API answers.
+func (n *Node) Start() error {
+	lf, err := os.OpenFile(filepath.Join(n.Home, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"--home", n.Home,
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--log-level", "debug"}, n.extra...)
+	cmd := exec.Command(n.bin.Daemon, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return err
+	}
+	n.cmd, n.logFile, n.exited = cmd, lf, make(chan struct{})
+	go func() { cmd.Wait(); close(n.exited) }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	cl := client.New(n.Home)
+	for {
+		id, err := cl.ID(ctx)
+		if err == nil {
+			n.PeerID, n.Addrs = id.PeerID, id.Addrs
+			return nil
+		}
+		select {
+		case <-n.exited:
+			return fmt.Errorf("daemon exited: %s", n.LogTail(20))
+		case <-ctx.Done():
+			return fmt.Errorf("daemon did not answer within %v: %v", StartTimeout, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Running reports whether the process is alive.
+func (n *Node) Running() bool {
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop sends SIGTERM and waits (bounded) for a clean exit; it kills the
+// process if it does not stop in time. It returns the exit error, if any.
+func (n *Node) Stop() error {
+	if !n.Running() {
+		return nil
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(40 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.exited
+		return errors.New("daemon did not stop within 40s of SIGTERM; killed")
+	}
+	n.logFile.Close()
+	if !n.cmd.ProcessState.Success() {
+		return fmt.Errorf("daemon exited with %v", n.cmd.ProcessState)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (n *Node) Kill() {
+	if !n.Running() {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	<-n.exited
+	n.logFile.Close()
+}
+
+// LogTail returns the last lines of the daemon's log.
+func (n *Node) LogTail(lines int) string {
+	b, _ := os.ReadFile(filepath.Join(n.Home, "daemon.log"))
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// Client returns a control API client for this node.
+func (n *Node) Client() *client.Client { return client.New(n.Home) }
+
+// Result is the outcome of one CLI run.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// CLI runs `annex-swarm --home HOME args...` with a deadline and returns its
+// output and exit status.
+func (n *Node) CLI(args ...string) Result {
+	return RunCLI(n.bin, append([]string{"--home", n.Home}, args...)...)
+}
+
+// RunCLI runs the annex-swarm program with args (bounded to 10 minutes).
+func RunCLI(bin Binaries, args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin.CLI, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+			errb.WriteString(err.Error())
+		}
+	}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// MustCLI runs the CLI and fails the test on a non-zero exit.
+func (n *Node) MustCLI(args ...string) string {
+	n.t.Helper()
+	r := n.CLI(args...)
+	if r.Code != 0 {
+		n.t.Fatalf("annex-swarm %v: exit %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s", args, r.Code, r.Stdout, r.Stderr, n.LogTail(30))
+	}
+	return r.Stdout
+}
+
+// StatusJSON runs `status --json` and decodes it.
+func (n *Node) StatusJSON() client.Status {
+	n.t.Helper()
+	var st client.Status
+	if err := json.Unmarshal([]byte(n.MustCLI("status", "--json")), &st); err != nil {
+		n.t.Fatalf("decoding status: %v", err)
+	}
+	return st
+}
+
+// LastLine returns the last non-empty line of s.
+func LastLine(s string) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.TrimSpace(ls[len(ls)-1])
+}
+
+// WaitFor polls cond every 50ms until it is true or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
