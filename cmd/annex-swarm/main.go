@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"member":  runMember,
 		"rules":   e.runRules,
 		"admin":   runAdmin,
+		"demo":    runDemo,
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout, commands)

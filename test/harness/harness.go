@@ -13,15 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/daemon/localswarm"
 )
-
-// StartTimeout bounds how long a daemon may take to answer on its socket.
-const StartTimeout = 30 * time.Second
 
 // Binaries are the built programs the harness runs.
 type Binaries struct {
@@ -68,18 +65,11 @@ func ModuleRoot() (string, error) {
 	return "", errors.New("go.mod not found above the working directory")
 }
 
-// Node is one daemon process and its home.
+// Node is one daemon process, its home, and the CLI pointed at it.
 type Node struct {
-	t       testing.TB
-	bin     Binaries
-	Name    string
-	Home    string
-	PeerID  string
-	Addrs   []string
-	cmd     *exec.Cmd
-	logFile *os.File
-	exited  chan struct{}
-	extra   []string
+	*localswarm.Node
+	t   testing.TB
+	bin Binaries
 }
 
 // Cluster is a set of nodes started together.
@@ -102,124 +92,29 @@ func New(t testing.TB, bin Binaries, n int, o Options) *Cluster {
 	t.Helper()
 	c := &Cluster{bin: bin}
 	for i := range n {
-		nd := NewNode(t, bin, fmt.Sprintf("node%d", i), o)
-		c.Nodes = append(c.Nodes, nd)
+		c.Nodes = append(c.Nodes, NewNode(t, bin, fmt.Sprintf("node%d", i), o))
 	}
 	return c
 }
 
-// NewNode prepares and starts one daemon.
+// NewNode prepares and starts one daemon; it is stopped when the test ends.
 func NewNode(t testing.TB, bin Binaries, name string, o Options) *Node {
 	t.Helper()
-	home := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(home, 0o700); err != nil {
+	ln, err := localswarm.NewNode(name, filepath.Join(t.TempDir(), name), bin.Daemon, o.Config,
+		append([]string{"--log-level", "debug"}, o.Args...)...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Config != "" {
-		if err := os.WriteFile(filepath.Join(home, "config.toml"), []byte(o.Config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nd := &Node{t: t, bin: bin, Name: name, Home: home, extra: o.Args}
-	t.Cleanup(func() { nd.Stop() })
+	nd := &Node{Node: ln, t: t, bin: bin}
+	t.Cleanup(func() { nd.Node.Stop() })
 	if err := nd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	return nd
 }
 
-// Start runs the daemon and waits until its control API answers.
-func (n *Node) Start() error {
-	lf, err := os.OpenFile(filepath.Join(n.Home, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	args := append([]string{"--home", n.Home,
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--log-level", "debug"}, n.extra...)
-	cmd := exec.Command(n.bin.Daemon, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return err
-	}
-	n.cmd, n.logFile, n.exited = cmd, lf, make(chan struct{})
-	go func() { cmd.Wait(); close(n.exited) }()
-
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
-	cl := client.New(n.Home)
-	for {
-		id, err := cl.ID(ctx)
-		if err == nil {
-			n.PeerID, n.Addrs = id.PeerID, id.Addrs
-			return nil
-		}
-		select {
-		case <-n.exited:
-			return fmt.Errorf("daemon exited: %s", n.LogTail(20))
-		case <-ctx.Done():
-			return fmt.Errorf("daemon did not answer within %v: %v", StartTimeout, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// Running reports whether the process is alive.
-func (n *Node) Running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// Stop sends SIGTERM and waits (bounded) for a clean exit; it kills the
-// process if it does not stop in time. It returns the exit error, if any.
-func (n *Node) Stop() error {
-	if !n.Running() {
-		return nil
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(40 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-		return errors.New("daemon did not stop within 40s of SIGTERM; killed")
-	}
-	n.logFile.Close()
-	if !n.cmd.ProcessState.Success() {
-		return fmt.Errorf("daemon exited with %v", n.cmd.ProcessState)
-	}
-	return nil
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (n *Node) Kill() {
-	if !n.Running() {
-		return
-	}
-	_ = n.cmd.Process.Kill()
-	<-n.exited
-	n.logFile.Close()
-}
-
-// LogTail returns the last lines of the daemon's log.
-func (n *Node) LogTail(lines int) string {
-	b, _ := os.ReadFile(filepath.Join(n.Home, "daemon.log"))
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
-}
-
-// Client returns a control API client for this node.
-func (n *Node) Client() *client.Client { return client.New(n.Home) }
+// Start starts (or restarts) the daemon and waits until it answers.
+func (n *Node) Start() error { return n.Node.Start(context.Background()) }
 
 // Result is the outcome of one CLI run.
 type Result struct {
