@@ -167,3 +167,79 @@ func swarmStatus(t *testing.T, n *harness.Node) string {
 	}
 	return st.Swarm.ID
 }
+
+func TestEffectiveLimitsAndLeave(t *testing.T) {
+	c := harness.New(t, bin, 3, harness.Options{
+		Config: "[limits]\nstorage = \"10MiB\"\nupload = \"1MiB/s\"\n",
+		Args:   []string{"--sync-interval", "1s"},
+	})
+	c.FormSwarm(t, harness.SwarmOptions{MemberArgs: map[int][]string{
+		0: {"--storage", "2MiB", "--upload", "8MiB/s"},
+	}})
+	// The stricter of config.toml and the rules entry wins, field by field.
+	st := c.Nodes[0].StatusJSON()
+	if st.Store.Limit != 2<<20 || st.Limits.Storage != 2<<20 || st.Limits.Upload != 1<<20 {
+		t.Errorf("node0 effective limits = %+v store limit %d; want storage 2MiB, upload 1MiB/s", st.Limits, st.Store.Limit)
+	}
+	if st := c.Nodes[1].StatusJSON(); st.Store.Limit != 10<<20 {
+		t.Errorf("node1 store limit = %d, want 10MiB from config.toml", st.Store.Limit)
+	}
+	harness.WaitFor(t, 30*time.Second, "node2 connected to node0", func() bool {
+		return connectedTo(c.Nodes[0], c.Nodes[2].PeerID)
+	})
+
+	// Leaving stops serving and forgets the swarm.
+	leaver := c.Nodes[2]
+	leaver.MustCLI("leave")
+	if st := leaver.StatusJSON(); st.Swarm != nil || st.ConnectedPeers != 0 {
+		t.Errorf("after leave: swarm %+v, %d peers", st.Swarm, st.ConnectedPeers)
+	}
+	if _, err := os.Stat(filepath.Join(leaver.Home, "swarm.rules")); !os.IsNotExist(err) {
+		t.Errorf("swarm.rules still in the home after leave: %v", err)
+	}
+	harness.WaitFor(t, 30*time.Second, "node0 sees the leaver gone", func() bool {
+		return !connectedTo(c.Nodes[0], leaver.PeerID)
+	})
+	// And it stays out across a restart.
+	if err := leaver.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leaver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if st := leaver.StatusJSON(); st.Swarm != nil {
+		t.Errorf("the leaver rejoined on restart: %+v", st.Swarm)
+	}
+}
+
+func TestJoinRefusesNonMemberAndBadDocuments(t *testing.T) {
+	c := harness.New(t, bin, 2, harness.Options{})
+	s := c.FormSwarm(t, harness.SwarmOptions{})
+	outsider := harness.NewNode(t, bin, "outsider", harness.Options{})
+	r := outsider.CLI("join", s.Rules)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is not a member") {
+		t.Errorf("outsider join: exit %d, %q", r.Code, r.Stderr)
+	}
+	// A tampered document is refused and the member keeps its definition.
+	b, err := os.ReadFile(s.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.rules")
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(b), "copies = 2", "copies = 9", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := swarmVersion(c.Nodes[0])
+	r = c.Nodes[0].CLI("rules", "push", bad)
+	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Errorf("tampered push: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if after := swarmVersion(c.Nodes[0]); after != before {
+		t.Errorf("version changed from %d to %d after a refused push", before, after)
+	}
+	// Replaying the current version is not an upgrade.
+	r = c.Nodes[0].CLI("rules", "push", s.Rules)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "version") {
+		t.Errorf("replayed push: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
