@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 )
@@ -121,6 +123,7 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 		return client.PutResult{}, fmt.Errorf("put %s: %w", req.Path, err)
 	}
 	d.log.Info("content stored", "cid", root, "size", fi.Size(), "key", req.Key)
+	d.announce(root)
 	return client.PutResult{CID: root.String(), Size: fi.Size()}, nil
 }
 
@@ -143,14 +146,12 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get: %w", err)
 	}
+	if err := d.ensureLocal(ctx, root, progress); err != nil {
+		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
+	}
 	m, err := d.store.Manifest(ctx, root)
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
-	}
-	if missing, err := d.store.Missing(ctx, root); err != nil {
-		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
-	} else if len(missing) > 0 {
-		return client.GetResult{}, fmt.Errorf("get %s: %d of %d chunks are not in the local store", root, len(missing), len(m.Chunks))
 	}
 	err = writeFileAtomicFunc(req.Path, func(w io.Writer) error {
 		cw := &countingWriter{w: w, total: m.Size, progress: progress}
@@ -161,6 +162,30 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
 	return client.GetResult{CID: root.String(), Size: m.Size}, nil
+}
+
+// ensureLocal makes the whole content root local, fetching what is missing
+// from the swarm (many members at once).
+func (d *Daemon) ensureLocal(ctx context.Context, root cid.Cid, progress func(client.Progress)) error {
+	if _, err := d.store.Manifest(ctx, root); err == nil {
+		missing, err := d.store.Missing(ctx, root)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+	} else if !errors.Is(err, chunk.ErrNotFound) {
+		return err
+	}
+	if d.members.Current() == nil {
+		return fmt.Errorf("not in the local store, and no swarm joined to fetch it from")
+	}
+	if err := d.xchg.Fetch(ctx, root, fetchProgress(progress)); err != nil {
+		return fmt.Errorf("fetching from the swarm: %w", err)
+	}
+	d.announce(root)
+	return nil
 }
 
 func fsckResult(rep chunk.FsckReport) client.FsckResult {

@@ -47,7 +47,12 @@ type Daemon struct {
 	host    host.Host
 	gater   *swarm.Gater
 	members *swarm.Membership
-	start   time.Time
+	xchg    *swarm.Exchange
+	// runCtx ends when the daemon stops; background work (announcements)
+	// runs under it and is counted in bg.
+	runCtx context.Context
+	bg     sync.WaitGroup
+	start  time.Time
 
 	// inflight counts running control requests, so that the store is closed
 	// only after the last one has finished or rolled back.
@@ -105,13 +110,17 @@ func Run(ctx context.Context, opts Options) error {
 		Interval: opts.SyncInterval,
 		Persist:  d.persistRules,
 	})
+	d.xchg = d.newExchange()
 	d.members.OnAdopt(d.applyLimits)
+	d.members.OnAdopt(d.followSwarm)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer func() { stopRun(); d.bg.Wait() }()
+	d.runCtx = runCtx
 	if err := d.restoreRules(ctx); err != nil {
 		return err
 	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
 	go d.members.Run(runCtx)
+	go d.xchg.Run(runCtx)
 	return d.serve(ctx)
 }
 

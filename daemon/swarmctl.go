@@ -112,6 +112,7 @@ func (d *Daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.applyLimits(&rules.Definition{})
+	d.followSwarm(nil)
 	d.log.Info("left the swarm")
 	writeJSON(w, http.StatusOK, struct{}{})
 }

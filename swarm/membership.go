@@ -256,6 +256,10 @@ func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 		dht.Mode(dht.ModeServer),
 		dht.DisableValues(),
 		dht.BootstrapPeers(boot...),
+		// Members dial each other from the definition and the routing
+		// table fills from those connections; periodic refresh lookups
+		// would only add connections a closed swarm does not need.
+		dht.DisableAutoRefresh(),
 		dht.AddressFilter(func(a []ma.Multiaddr) []ma.Multiaddr { return a }),
 	)
 	if err != nil {

@@ -124,7 +124,7 @@ func runSwarm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // runMember is `annex-swarm member add|remove`.
 func runMember(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const addUsage = "usage: annex-swarm member add RULES --key KEYFILE --peer PEERID --addr MULTIADDR [--addr ...] [--name N] [--role storage|client] [--group G] [--storage SIZE] [--upload RATE] [--download RATE]"
+	const addUsage = "usage: annex-swarm member add RULES --key KEYFILE --peer PEERID [--addr MULTIADDR]... [--name N] [--role storage|client] [--group G] [--storage SIZE] [--upload RATE] [--download RATE]"
 	const removeUsage = "usage: annex-swarm member remove RULES --key KEYFILE --peer PEERID"
 	sub, args := subcommand(args)
 	fs := flag.NewFlagSet("member "+sub, flag.ContinueOnError)
@@ -142,7 +142,7 @@ func runMember(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		upload := fs.String("upload", "", "upload limit, like 16MiB/s")
 		download := fs.String("download", "", "download limit, like 64MiB/s")
 		pos, err := parseArgs(fs, args)
-		if err != nil || len(pos) != 1 || *keyFile == "" || *peerText == "" || len(addrs) == 0 {
+		if err != nil || len(pos) != 1 || *keyFile == "" || *peerText == "" {
 			return usageError(stderr, "member add", addUsage)
 		}
 		m, err := memberFromFlags(*peerText, addrs, *name, *role, groups, *storage, *upload, *download)

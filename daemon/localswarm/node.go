@@ -32,6 +32,7 @@ type Node struct {
 	Home   string
 	Daemon string   // path of the annex-swarmd binary
 	Args   []string // extra annex-swarmd flags
+	Env    []string // extra environment variables, KEY=VALUE
 
 	// PeerID and Addrs are known once Start has returned.
 	PeerID string
@@ -66,6 +67,9 @@ func (n *Node) Start(ctx context.Context) error {
 	args := append(append([]string{"--home", n.Home}, LoopbackListen...), n.Args...)
 	cmd := exec.Command(n.Daemon, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	if len(n.Env) > 0 {
+		cmd.Env = append(os.Environ(), n.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return fmt.Errorf("starting %s: %w", n.Name, err)

@@ -26,6 +26,10 @@ type Binaries struct {
 	Daemon string
 	CLI    string
 	Remote string
+	// FaultDaemon is annex-swarmd built with the faultinject tag: with
+	// ANNEX_SWARM_FAULT=corrupt it serves corrupted chunks. Production
+	// builds cannot do this.
+	FaultDaemon string
 }
 
 // Build compiles the three programs into dir with `go build`. Call it once from
@@ -46,6 +50,12 @@ func Build(root, dir string, race bool) (Binaries, error) {
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return b, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	b.FaultDaemon = filepath.Join(dir, "fault", "annex-swarmd")
+	cmd = exec.Command("go", "build", "-tags", "faultinject", "-o", b.FaultDaemon, "./cmd/annex-swarmd")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return b, fmt.Errorf("go build -tags faultinject: %v\n%s", err, out)
 	}
 	return b, nil
 }
@@ -84,6 +94,10 @@ type Options struct {
 	Config string
 	// Args are extra annex-swarmd flags, e.g. --sync-interval 1s.
 	Args []string
+	// Env are extra environment variables for the daemons.
+	Env []string
+	// Fault runs the faultinject build of annex-swarmd.
+	Fault bool
 }
 
 // New starts n daemons on loopback, each with a fresh home under t.TempDir(),
@@ -97,14 +111,22 @@ func New(t testing.TB, bin Binaries, n int, o Options) *Cluster {
 	return c
 }
 
+// Of makes a cluster of nodes started one by one (with different options).
+func Of(bin Binaries, nodes ...*Node) *Cluster { return &Cluster{Nodes: nodes, bin: bin} }
+
 // NewNode prepares and starts one daemon; it is stopped when the test ends.
 func NewNode(t testing.TB, bin Binaries, name string, o Options) *Node {
 	t.Helper()
-	ln, err := localswarm.NewNode(name, filepath.Join(t.TempDir(), name), bin.Daemon, o.Config,
+	daemonBin := bin.Daemon
+	if o.Fault {
+		daemonBin = bin.FaultDaemon
+	}
+	ln, err := localswarm.NewNode(name, filepath.Join(t.TempDir(), name), daemonBin, o.Config,
 		append([]string{"--log-level", "debug"}, o.Args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln.Env = o.Env
 	nd := &Node{Node: ln, t: t, bin: bin}
 	t.Cleanup(func() { nd.Node.Stop() })
 	if err := nd.Start(); err != nil {

@@ -15,6 +15,11 @@ type SwarmOptions struct {
 	Roles map[int]string
 	// MemberArgs adds `member add` flags for a node index, e.g. --storage 1MiB.
 	MemberArgs map[int][]string
+	// NoAddrs lists node indexes entered without addresses: members that
+	// only dial out, whom the others find through the DHT.
+	NoAddrs map[int]bool
+	// NoJoin lists node indexes that are members but do not join yet.
+	NoJoin map[int]bool
 }
 
 // Swarm is a formed swarm: the admin key and the current rules file.
@@ -44,10 +49,18 @@ func (c *Cluster) FormSwarm(t testing.TB, o SwarmOptions) *Swarm {
 	}
 	c.MustRun(t, create...)
 	for i, n := range c.Nodes {
-		c.AddMember(t, s, n, o.roleOf(i), o.MemberArgs[i]...)
+		args := o.MemberArgs[i]
+		if !o.NoAddrs[i] {
+			for _, a := range n.Addrs {
+				args = append(args, "--addr", a)
+			}
+		}
+		c.AddMember(t, s, n, o.roleOf(i), args...)
 	}
-	for _, n := range c.Nodes {
-		n.MustCLI("join", s.Rules)
+	for i, n := range c.Nodes {
+		if !o.NoJoin[i] {
+			n.MustCLI("join", s.Rules)
+		}
 	}
 	return s
 }
@@ -59,13 +72,11 @@ func (o SwarmOptions) roleOf(i int) string {
 	return "storage"
 }
 
-// AddMember adds n to the definition (version + 1) with its addresses.
+// AddMember adds n to the definition (version + 1); extra holds further
+// `member add` flags, its --addr ones among them.
 func (c *Cluster) AddMember(t testing.TB, s *Swarm, n *Node, role string, extra ...string) {
 	t.Helper()
 	args := []string{"member", "add", s.Rules, "--key", s.Key, "--peer", n.PeerID, "--name", n.Name, "--role", role}
-	for _, a := range n.Addrs {
-		args = append(args, "--addr", a)
-	}
 	c.MustRun(t, append(args, extra...)...)
 }
 

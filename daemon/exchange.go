@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm"
+)
+
+// provideTimeout bounds one announcement on the DHT.
+const provideTimeout = 2 * time.Minute
+
+// newExchange wires the chunk exchange to the store, the membership and the
+// daemon's traffic counters.
+func (d *Daemon) newExchange() *swarm.Exchange {
+	return swarm.NewExchange(swarm.ExchangeOptions{
+		Host:   d.host,
+		Store:  d.store,
+		Logger: d.log,
+		Routing: func() routing.ContentRouting {
+			if kd := d.members.DHT(); kd != nil {
+				return kd
+			}
+			return nil
+		},
+		Members:  d.otherMembers,
+		Sent:     &d.bytesSent,
+		Received: &d.bytesReceived,
+	})
+}
+
+// otherMembers lists the members of the adopted definition but this host.
+func (d *Daemon) otherMembers() []peer.ID {
+	def := d.members.Current()
+	if def == nil {
+		return nil
+	}
+	var out []peer.ID
+	for _, p := range def.Peers() {
+		if p != d.host.ID() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// followSwarm points the exchange at the adopted swarm and its limits.
+func (d *Daemon) followSwarm(def *rules.Definition) {
+	if def == nil || def.ID.IsZero() {
+		d.xchg.SetSwarm("")
+		return
+	}
+	d.xchg.SetSwarm(def.ID.String())
+	lim := d.limits()
+	d.xchg.SetLimits(lim.Upload, lim.Download)
+}
+
+// announce puts a provider record for root on the swarm's DHT, in the
+// background: a put does not wait on the network for it.
+func (d *Daemon) announce(root cid.Cid) {
+	if d.members.Current() == nil {
+		return
+	}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		ctx, cancel := context.WithTimeout(d.runCtx, provideTimeout)
+		defer cancel()
+		if err := d.xchg.Provide(ctx, root); err != nil {
+			d.log.Debug("announcing content failed; the periodic announcement retries", "cid", root, "err", err)
+		}
+	}()
+}
+
+// fetchProgress adapts the fetcher's progress to the control API's.
+func fetchProgress(progress func(client.Progress)) func(swarm.FetchProgress) {
+	return func(p swarm.FetchProgress) {
+		progress(client.Progress{Bytes: p.Bytes, Total: p.Total, Sources: p.Sources})
+	}
+}

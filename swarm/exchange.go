@@ -1,0 +1,366 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/proto"
+)
+
+// This file implements the serving side of the chunk exchange
+// (docs/PROTOCOL.md "Chunk exchange", docs/EXCHANGE.md "Serving").
+
+// Defaults of ExchangeOptions.
+const (
+	// DefaultIdleTimeout is how long a stream may stay without a message
+	// before it is reset.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultReprovideInterval is how often Run announces every manifest
+	// held again. kad-dht keeps provider records for 48 h.
+	DefaultReprovideInterval = 12 * time.Hour
+)
+
+// pushRoots is how many manifests a stream remembers for PushBlock: the last
+// ones named by a HaveRequest on that stream.
+const pushRoots = 2
+
+// ErrNoSwarm is returned by Fetch when SetSwarm has not been called: there
+// is no exchange protocol to speak.
+var ErrNoSwarm = errors.New("swarm: no swarm joined")
+
+// ExchangeOptions configure an Exchange.
+type ExchangeOptions struct {
+	Host  host.Host
+	Store *chunk.Store
+	// Logger receives the exchange's log; slog.Default() when nil.
+	Logger *slog.Logger
+	// Routing returns the swarm's DHT, or nil when no swarm is joined. Take
+	// care not to return a nil *dht.IpfsDHT inside a non-nil interface.
+	Routing func() routing.ContentRouting
+	// Members returns the other members of the swarm; the connected ones
+	// are asked directly when looking for holders.
+	Members func() []peer.ID
+	// Sent and Received count chunk payload bytes sent and received (all
+	// chunks, duplicates and corrupt ones included). Fresh counters when nil.
+	Sent, Received *atomic.Int64
+	// IdleTimeout bounds the wait for the next message on a stream;
+	// DefaultIdleTimeout when zero.
+	IdleTimeout time.Duration
+	// ReprovideInterval is the period of Run's announcements;
+	// DefaultReprovideInterval when zero.
+	ReprovideInterval time.Duration
+	// Fetch tunes the fetcher; zero fields take their defaults.
+	Fetch FetchOptions
+}
+
+// Exchange serves chunks to the members of the swarm, fetches content from
+// them and announces what this host holds on the swarm's DHT. It is safe
+// for concurrent use.
+type Exchange struct {
+	host      host.Host
+	store     *chunk.Store
+	log       *slog.Logger
+	routing   func() routing.ContentRouting
+	members   func() []peer.ID
+	sent      *atomic.Int64
+	received  *atomic.Int64
+	idle      time.Duration
+	reprovide time.Duration
+	fetchOpts FetchOptions
+	bw        *bandwidth
+
+	// corrupt makes the serving side flip a byte of every chunk sent
+	// (fault injection). Only faultCorruptFromEnv, constant false in
+	// production builds, and tests of this package set it.
+	corrupt atomic.Bool
+	// gate, when set, may refuse a BlockRequest with Busy (super-seeding,
+	// replicate_seed.go).
+
+	mu    sync.Mutex
+	proto protocol.ID // "" until SetSwarm
+}
+
+// NewExchange returns an Exchange that serves nothing until SetSwarm.
+func NewExchange(o ExchangeOptions) *Exchange {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Routing == nil {
+		o.Routing = func() routing.ContentRouting { return nil }
+	}
+	if o.Members == nil {
+		o.Members = func() []peer.ID { return nil }
+	}
+	if o.Sent == nil {
+		o.Sent = new(atomic.Int64)
+	}
+	if o.Received == nil {
+		o.Received = new(atomic.Int64)
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.ReprovideInterval <= 0 {
+		o.ReprovideInterval = DefaultReprovideInterval
+	}
+	x := &Exchange{
+		host: o.Host, store: o.Store, log: o.Logger.With("component", "exchange"),
+		routing: o.Routing, members: o.Members, sent: o.Sent, received: o.Received,
+		idle: o.IdleTimeout, reprovide: o.ReprovideInterval, fetchOpts: o.Fetch.withDefaults(),
+		bw: newBandwidth(),
+	}
+	if faultCorruptFromEnv() {
+		x.log.Warn("FAULT INJECTION: every chunk served will be corrupted")
+		x.corrupt.Store(true)
+	}
+	return x
+}
+
+// SetSwarm registers the stream handler on the exchange protocol of swarm
+// id (proto.ExchangeProtocolFor), removing the one of an earlier swarm. An
+// empty id only removes it.
+func (x *Exchange) SetSwarm(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var next protocol.ID
+	if id != "" {
+		next = proto.ExchangeProtocolFor(id)
+	}
+	if next == x.proto {
+		return
+	}
+	if x.proto != "" {
+		x.host.RemoveStreamHandler(x.proto)
+	}
+	x.proto = next
+	if next != "" {
+		x.host.SetStreamHandler(next, x.handle)
+	}
+}
+
+// Protocol returns the exchange protocol in use, or "" before SetSwarm.
+func (x *Exchange) Protocol() protocol.ID {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.proto
+}
+
+// SetLimits sets the upload and download limits on chunk payload, in bytes
+// per second across all streams; 0 means unlimited. It takes effect at once.
+func (x *Exchange) SetLimits(upload, download int64) { x.bw.set(upload, download) }
+
+// BytesSent returns the chunk payload bytes sent since start.
+func (x *Exchange) BytesSent() int64 { return x.sent.Load() }
+
+// BytesReceived returns the chunk payload bytes received since start.
+func (x *Exchange) BytesReceived() int64 { return x.received.Load() }
+
+// handle serves one exchange stream: it reads requests one after another
+// and answers each in order, until the peer closes its side or sends Bye
+// (the stream is closed) or breaks the protocol (the stream is reset).
+func (x *Exchange) handle(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	sv := &server{x: x, s: s, c: proto.NewCodec(s)}
+	err := sv.serve(context.Background())
+	if err != nil {
+		x.log.Debug("exchange stream reset", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// server is the state of one served stream.
+type server struct {
+	x *Exchange
+	s network.Stream
+	c *proto.Codec
+	// roots are the manifests last named by a HaveRequest on this stream,
+	// with their chunk sets: PushBlock is accepted for these chunks only.
+	roots []pushRoot
+}
+
+type pushRoot struct {
+	root   cid.Cid
+	chunks map[string]struct{}
+}
+
+func (sv *server) serve(ctx context.Context) error {
+	for {
+		_ = sv.s.SetReadDeadline(time.Now().Add(sv.x.idle))
+		m, err := sv.c.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading request: %w", err)
+		}
+		var resp proto.Msg
+		switch m := m.(type) {
+		case *proto.HaveRequest:
+			resp = sv.have(ctx, m)
+		case *proto.ManifestRequest:
+			resp = sv.manifest(ctx, m)
+		case *proto.BlockRequest:
+			resp, err = sv.block(ctx, m)
+		case *proto.PushBlock:
+			resp, err = sv.push(ctx, m)
+		case *proto.Bye:
+			return nil
+		default:
+			return fmt.Errorf("%s is not a request of the exchange protocol", m.Type())
+		}
+		if err != nil {
+			return err
+		}
+		_ = sv.s.SetWriteDeadline(time.Now().Add(sv.x.idle))
+		if err := sv.c.Send(resp); err != nil {
+			return fmt.Errorf("sending %s: %w", resp.Type(), err)
+		}
+		if err := sv.c.Flush(); err != nil {
+			return fmt.Errorf("sending %s: %w", resp.Type(), err)
+		}
+		if b, ok := resp.(*proto.BlockResponse); ok {
+			sv.x.sent.Add(int64(len(b.Data)))
+		}
+	}
+}
+
+// errResp builds an ErrorResponse, logging internal failures.
+func (sv *server) errResp(id uint64, err error) *proto.ErrorResponse {
+	code := proto.CodeInternal
+	switch {
+	case errors.Is(err, chunk.ErrNotFound), errors.Is(err, chunk.ErrCorrupt):
+		code = proto.CodeNotFound
+	case errors.Is(err, chunk.ErrBadCID):
+		code = proto.CodeBadRequest
+	case errors.Is(err, chunk.ErrNoSpace):
+		code = proto.CodeRefused
+	default:
+		sv.x.log.Warn("serving a request failed", "peer", sv.s.Conn().RemotePeer(), "err", err)
+	}
+	msg := err.Error()
+	if len(msg) > proto.MaxErrorMessage {
+		msg = msg[:proto.MaxErrorMessage]
+	}
+	return &proto.ErrorResponse{ID: id, Code: code, Message: msg}
+}
+
+// have answers with the bitfield of the chunks of m.Root held here.
+func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
+	man, err := sv.x.store.Manifest(ctx, m.Root)
+	if err != nil {
+		return sv.errResp(m.ID, err)
+	}
+	if len(man.Chunks) > proto.MaxNumChunks {
+		return sv.errResp(m.ID, fmt.Errorf("manifest %s lists %d chunks, over the protocol's %d", m.Root, len(man.Chunks), proto.MaxNumChunks))
+	}
+	missing, err := sv.x.store.Missing(ctx, m.Root)
+	if err != nil {
+		return sv.errResp(m.ID, err)
+	}
+	absent := make(map[string]struct{}, len(missing))
+	for _, r := range missing {
+		absent[r.CID.KeyString()] = struct{}{}
+	}
+	bf := proto.NewBitfield(len(man.Chunks))
+	chunks := make(map[string]struct{}, len(man.Chunks))
+	for i, r := range man.Chunks {
+		k := r.CID.KeyString()
+		chunks[k] = struct{}{}
+		if _, ok := absent[k]; !ok {
+			bf.Set(i)
+		}
+	}
+	sv.remember(pushRoot{root: m.Root, chunks: chunks})
+	return &proto.HaveResponse{ID: m.ID, Root: m.Root, Complete: len(missing) == 0, NumChunks: uint32(len(man.Chunks)), Have: bf}
+}
+
+// remember keeps the chunk set of a manifest asked about, for PushBlock.
+func (sv *server) remember(r pushRoot) {
+	for i, old := range sv.roots {
+		if old.root.Equals(r.root) {
+			sv.roots = append(sv.roots[:i], sv.roots[i+1:]...)
+			break
+		}
+	}
+	sv.roots = append(sv.roots, r)
+	if len(sv.roots) > pushRoots {
+		sv.roots = sv.roots[1:]
+	}
+}
+
+func (sv *server) manifest(ctx context.Context, m *proto.ManifestRequest) proto.Msg {
+	man, err := sv.x.store.Manifest(ctx, m.Root)
+	if err != nil {
+		return sv.errResp(m.ID, err)
+	}
+	enc, err := man.Encode()
+	if err != nil {
+		return sv.errResp(m.ID, err)
+	}
+	if len(enc) > proto.MaxManifestSize {
+		return sv.errResp(m.ID, fmt.Errorf("manifest %s is %d bytes, over the protocol's %d", m.Root, len(enc), proto.MaxManifestSize))
+	}
+	return &proto.ManifestResponse{ID: m.ID, Root: m.Root, Data: enc}
+}
+
+// block reads and verifies a chunk (GetChunk quarantines a corrupt one,
+// which is then answered NotFound) and waits for upload bandwidth. Only a
+// failed wait (the stream's end) is returned as an error.
+func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, error) {
+	data, err := sv.x.store.GetChunk(ctx, m.CID)
+	if err != nil {
+		return sv.errResp(m.ID, err), nil
+	}
+	if sv.x.corrupt.Load() && len(data) > 0 {
+		data[len(data)/2] ^= 0xff
+	}
+	if err := wait(ctx, sv.x.bw.up, len(data)); err != nil {
+		return nil, err
+	}
+	return &proto.BlockResponse{ID: m.ID, CID: m.CID, Data: data}, nil
+}
+
+// push stores a chunk offered by a member, if it belongs to a manifest held
+// here and named by a HaveRequest earlier on this stream. The chunk counts
+// against the download limit. Only a failed wait is returned as an error.
+func (sv *server) push(ctx context.Context, m *proto.PushBlock) (proto.Msg, error) {
+	sv.x.received.Add(int64(len(m.Data)))
+	if err := wait(ctx, sv.x.bw.down, len(m.Data)); err != nil {
+		return nil, err
+	}
+	k := m.CID.KeyString()
+	known := false
+	for _, r := range sv.roots {
+		if _, ok := r.chunks[k]; ok {
+			known = true
+			break
+		}
+	}
+	if !known {
+		return &proto.ErrorResponse{ID: m.ID, Code: proto.CodeRefused, Message: "chunk of no manifest named by a HaveRequest on this stream"}, nil
+	}
+	if err := sv.x.store.PutChunk(ctx, m.CID, m.Data); err != nil {
+		if errors.Is(err, chunk.ErrCorrupt) {
+			sv.x.log.Warn("pushed chunk does not match its CID", "peer", sv.s.Conn().RemotePeer(), "cid", m.CID)
+			return &proto.ErrorResponse{ID: m.ID, Code: proto.CodeBadRequest, Message: "data does not match the CID"}, nil
+		}
+		return sv.errResp(m.ID, err), nil
+	}
+	return &proto.PushAck{ID: m.ID, OK: true}, nil
+}
