@@ -135,7 +135,7 @@ func (j *job) transfer(ctx context.Context, args string) error {
 		if dir == "RETRIEVE" {
 			op = j.s.b.Retrieve
 		}
-		err = op(ctx, key, file, p.report)
+		err = op(withState(ctx, j), key, file, p.report)
 		p.close()
 	}
 	if err != nil {
@@ -154,7 +154,7 @@ func (j *job) checkPresent(ctx context.Context, key string) error {
 	p := Unknown(errNotPrepared.Error())
 	if j.s.prepared.Load() {
 		var err error
-		p, err = j.s.b.CheckPresent(ctx, key)
+		p, err = j.s.b.CheckPresent(withState(ctx, j), key)
 		if err != nil {
 			p = Unknown(err.Error())
 		}
@@ -178,7 +178,7 @@ func (j *job) remove(ctx context.Context, key string) error {
 	}
 	err := errNotPrepared
 	if j.s.prepared.Load() {
-		err = j.s.b.Remove(ctx, key)
+		err = j.s.b.Remove(withState(ctx, j), key)
 	}
 	if err != nil {
 		j.s.log.Info("remove failed", "key", key, "err", err)
@@ -193,7 +193,7 @@ func (j *job) whereis(ctx context.Context, key string) error {
 	}
 	where, err := "", errNotPrepared
 	if j.s.prepared.Load() {
-		where, err = j.s.b.Whereis(ctx, key)
+		where, err = j.s.b.Whereis(withState(ctx, j), key)
 	}
 	if err != nil {
 		j.s.log.Info("whereis failed", "key", key, "err", err)
