@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -301,103 +300,6 @@ func syncDir(dir string) error {
 		return fmt.Errorf("syncing folder %s: %w", dir, err)
 	}
 	return nil
-}
-
-// sizeReader fails once more than n bytes come out of r.
-type sizeReader struct {
-	r io.Reader
-	n int64
-}
-
-var errTooLong = errors.New("content longer than its declared size")
-
-func (r *sizeReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n -= int64(n)
-	if r.n < 0 {
-		return n, errTooLong
-	}
-	return n, err
-}
-
-// Put stores the content of r, which must be exactly size bytes, under the
-// git-annex key (which may be empty): it chunks the stream, writes the chunks
-// not yet held, and records the manifest as pinned. It returns the content's
-// CID and manifest. It fails with ErrNoSpace, before writing anything, if
-// size does not fit under the limit. On any error nothing new is referenced.
-func (s *Store) Put(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, *Manifest, error) {
-	if size < 0 {
-		return cid.Undef, nil, fmt.Errorf("storing content: negative size %d", size)
-	}
-	release, err := s.reserve(size)
-	if err != nil {
-		return cid.Undef, nil, err
-	}
-	defer release()
-	var (
-		held    []string
-		seen    = map[string]bool{}
-		written []cid.Cid
-		dirs    = map[string]bool{}
-	)
-	fail := func(err error) (cid.Cid, *Manifest, error) {
-		s.unhold(held...)
-		s.unlinkUnused(written)
-		return cid.Undef, nil, fmt.Errorf("storing content: %w", err)
-	}
-	m, err := BuildManifest(ctx, &sizeReader{r: r, n: size}, key, s.params, func(ref ChunkRef, data []byte) error {
-		k := ref.CID.KeyString()
-		if seen[k] {
-			return nil
-		}
-		seen[k] = true
-		s.hold(k)
-		held = append(held, k)
-		_, ok, err := s.present([]byte(k))
-		if err != nil || ok {
-			return err
-		}
-		if err := s.writeFile(ref.CID, data); err != nil {
-			return err
-		}
-		written = append(written, ref.CID)
-		dirs[filepath.Dir(s.chunkPath(ref.CID))] = true
-		return nil
-	})
-	if err != nil {
-		return fail(err)
-	}
-	if m.Size != size {
-		return fail(fmt.Errorf("content is %d bytes, declared %d", m.Size, size))
-	}
-	enc, err := m.Encode()
-	if err != nil {
-		return fail(err)
-	}
-	for d := range dirs {
-		if err := syncDir(d); err != nil {
-			return fail(err)
-		}
-	}
-	root := ManifestCID(enc)
-	sizes := make(map[string]int, len(written))
-	for _, c := range m.Chunks {
-		sizes[c.CID.KeyString()] = int(c.Length)
-	}
-	err = s.update(func(tx *bolt.Tx, c *counters) error {
-		for _, id := range written {
-			if err := addChunk(tx, c, id.Bytes(), sizes[id.KeyString()]); err != nil {
-				return err
-			}
-		}
-		return recordManifest(tx, c, root, m, enc, flagPinned)
-	})
-	if err != nil {
-		return fail(fmt.Errorf("indexing %s: %w", root, err))
-	}
-	s.unhold(held...)
-	s.log.Debug("stored", "cid", root, "size", size, "chunks", len(m.Chunks), "new", len(written))
-	return root, m, nil
 }
 
 // recordManifest stores a manifest and takes its chunk references, or only
