@@ -173,9 +173,38 @@ func (s *Store) Stats() Stats {
 // update runs fn in a write transaction with the counters, stores them back
 // and publishes them to Stats once committed.
 func (s *Store) update(fn func(tx *bolt.Tx, c *counters) error) error {
+	return s.commit(s.db.Update, fn)
+}
+
+// batchUpdate is update through bbolt's Batch: concurrent callers (the
+// fetcher's store workers) share one transaction and one fsync. fn may run
+// more than once and MUST depend only on the transaction's state.
+func (s *Store) batchUpdate(fn func(tx *bolt.Tx, c *counters) error) error {
+	if err := s.commit(s.db.Batch, fn); err != nil {
+		return err
+	}
+	// Callers sharing a batch each saw only the counters up to their own
+	// call; read the committed ones so Stats is not left behind.
 	var c counters
 	var id int
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		c, id = readCounters(tx), tx.ID()
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.statsMu.Lock()
+	if id >= s.statsTx {
+		s.stats, s.statsTx = c, id
+	}
+	s.statsMu.Unlock()
+	return nil
+}
+
+func (s *Store) commit(run func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx, c *counters) error) error {
+	var c counters
+	var id int
+	err := run(func(tx *bolt.Tx) error {
 		c = readCounters(tx)
 		if err := fn(tx, &c); err != nil {
 			return err
@@ -370,7 +399,7 @@ func (s *Store) PutChunk(ctx context.Context, id cid.Cid, data []byte) error {
 		err = syncDir(filepath.Dir(s.chunkPath(id)))
 	}
 	if err == nil {
-		err = s.update(func(tx *bolt.Tx, c *counters) error {
+		err = s.batchUpdate(func(tx *bolt.Tx, c *counters) error {
 			return addChunk(tx, c, id.Bytes(), len(data))
 		})
 	}
