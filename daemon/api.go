@@ -34,6 +34,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST /v1/join", d.track(d.handleJoin))
 	mux.HandleFunc("POST /v1/rules", d.track(d.handlePushRules))
 	mux.HandleFunc("POST /v1/leave", d.track(d.handleLeave))
+	mux.HandleFunc("POST /v1/where", d.track(d.handleWhere))
+	mux.HandleFunc("POST /v1/rm", d.track(d.handleRemove))
 	return mux
 }
 
@@ -74,6 +76,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		BytesReceived:      d.bytesReceived.Load(),
 		RefusedConnections: d.gater.Refused(),
 		Limits:             client.LimitsStatus{Storage: lim.Storage, Upload: lim.Upload, Download: lim.Download},
+		Replication:        d.replicationStatus(),
 	})
 }
 
@@ -124,7 +127,11 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 	}
 	d.log.Info("content stored", "cid", root, "size", fi.Size(), "key", req.Key)
 	d.announce(root)
-	return client.PutResult{CID: root.String(), Size: fi.Size()}, nil
+	res := client.PutResult{CID: root.String(), Size: fi.Size()}
+	if res.Copies, err = d.seed(ctx, root, progress); err != nil {
+		return client.PutResult{}, fmt.Errorf("put %s: stored here, but: %w", req.Path, err)
+	}
+	return res, nil
 }
 
 func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,9 @@ type Options struct {
 	// SyncInterval is how often members reconnect and compare definition
 	// versions; swarm.DefaultSyncInterval when zero.
 	SyncInterval time.Duration
+	// RepairInterval is the period of the replication repair round;
+	// swarm.DefaultRepairInterval when zero.
+	RepairInterval time.Duration
 }
 
 // Daemon is one running annex-swarmd: the composition root that wires the
@@ -48,6 +51,7 @@ type Daemon struct {
 	gater   *swarm.Gater
 	members *swarm.Membership
 	xchg    *swarm.Exchange
+	repl    *swarm.Replicator
 	// runCtx ends when the daemon stops; background work (announcements)
 	// runs under it and is counted in bg.
 	runCtx context.Context
@@ -113,6 +117,8 @@ func Run(ctx context.Context, opts Options) error {
 	d.xchg = d.newExchange()
 	d.members.OnAdopt(d.applyLimits)
 	d.members.OnAdopt(d.followSwarm)
+	d.repl = d.newReplicator(opts.RepairInterval)
+	d.members.OnAdopt(d.followReplication)
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer func() { stopRun(); d.bg.Wait() }()
 	d.runCtx = runCtx
@@ -121,6 +127,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	go d.members.Run(runCtx)
 	go d.xchg.Run(runCtx)
+	go d.repl.Run(runCtx)
 	return d.serve(ctx)
 }
 

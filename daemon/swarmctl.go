@@ -103,6 +103,10 @@ func (d *Daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("leave: no swarm joined"))
 		return
 	}
+	if err := d.drain(r.Context()); err != nil {
+		writeError(w, http.StatusConflict, fmt.Errorf("leave: handing copies to other members: %w", err))
+		return
+	}
 	if err := d.members.Leave(); err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Errorf("leave: %w", err))
 		return
@@ -113,6 +117,7 @@ func (d *Daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	}
 	d.applyLimits(&rules.Definition{})
 	d.followSwarm(nil)
+	d.followReplication(nil)
 	d.log.Info("left the swarm")
 	writeJSON(w, http.StatusOK, struct{}{})
 }

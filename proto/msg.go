@@ -89,6 +89,9 @@ func (t MsgType) String() string {
 	case TypeRules:
 		return "Rules"
 	}
+	if s := placeTypeName(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("MsgType(%#x)", byte(t))
 }
 
@@ -122,7 +125,7 @@ func newMsg(t MsgType) Msg {
 	case TypeRules:
 		return new(Rules)
 	}
-	return nil
+	return newPlaceMsg(t)
 }
 
 // MaxBodySize returns the bound on a frame body (type byte included) that
@@ -142,7 +145,7 @@ func (t MsgType) MaxBodySize() int {
 		TypeError, TypeBye, TypeHello, TypeGetRules:
 		return FrameOverhead
 	}
-	return 0
+	return placeBodySize(t)
 }
 
 // bodyBound is the bound function a Codec hands to its FrameReader.

@@ -89,6 +89,7 @@ type Exchange struct {
 	corrupt atomic.Bool
 	// gate, when set, may refuse a BlockRequest with Busy (super-seeding,
 	// replicate_seed.go).
+	gate atomic.Pointer[ServeGate]
 
 	mu    sync.Mutex
 	proto protocol.ID // "" until SetSwarm
@@ -323,6 +324,9 @@ func (sv *server) manifest(ctx context.Context, m *proto.ManifestRequest) proto.
 // which is then answered NotFound) and waits for upload bandwidth. Only a
 // failed wait (the stream's end) is returned as an error.
 func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, error) {
+	if busy := sv.x.gated(sv.s.Conn().RemotePeer(), m); busy != nil {
+		return busy, nil
+	}
 	data, err := sv.x.store.GetChunk(ctx, m.CID)
 	if err != nil {
 		return sv.errResp(m.ID, err), nil

@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"fsck":    e.runFsck,
 		"join":    e.runJoin,
 		"leave":   e.runLeave,
+		"where":   e.runWhere,
+		"rm":      e.runRm,
 		"version": runVersion,
 		"key":     runKey,
 		"swarm":   runSwarm,

@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	version := fs.Bool("version", false, "print the version and exit")
 	syncEvery := fs.Duration("sync-interval", 0, "how often to reconnect to members and compare rules versions (default 10s)")
+	repairEvery := fs.Duration("repair-interval", 0, "how often to re-check the copies of the contents held (default 30s)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		return 1
 	}
-	err = daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery})
+	err = daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery})
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		if errors.Is(err, daemon.ErrAlreadyRunning) {

@@ -22,6 +22,8 @@ type Status struct {
 	RefusedConnections int64          `json:"refused_connections"`
 	Limits             LimitsStatus   `json:"limits"`
 	Members            []MemberStatus `json:"members,omitempty"`
+	// Replication summarises the contents held here; nil outside a swarm.
+	Replication *ReplicationStatus `json:"replication,omitempty"`
 }
 
 // SwarmInfo names the adopted swarm definition; nil when none is adopted.
@@ -67,6 +69,9 @@ type PutRequest struct {
 type PutResult struct {
 	CID  string `json:"cid"`
 	Size int64  `json:"size"`
+	// Copies is the storage members holding a verified copy when put
+	// returned (at least copies_min in a swarm; 0 outside one).
+	Copies int `json:"copies,omitempty"`
 }
 
 // GetRequest asks the daemon to write content to a local file.

@@ -1,0 +1,78 @@
+package client
+
+import (
+	"context"
+	"net/http"
+)
+
+// WhereRequest asks which members hold a content.
+type WhereRequest struct {
+	CID string `json:"cid"`
+	// Cached answers from the last repair round's knowledge, without
+	// asking the members, when that knowledge exists.
+	Cached bool `json:"cached,omitempty"`
+}
+
+// Holder is one member holding a verified full copy.
+type Holder struct {
+	PeerID string `json:"peer_id"`
+	Name   string `json:"name"`
+}
+
+// WhereResult is `annex-swarm where CID --json`: the storage members holding
+// a verified full copy, their count and the swarm's target.
+type WhereResult struct {
+	CID     string   `json:"cid"`
+	Holders []Holder `json:"holders"`
+	Copies  int      `json:"copies"`
+	Target  int      `json:"target"`
+	// CopiesMin is the swarm's copies_min.
+	CopiesMin int `json:"copies_min"`
+	// Unreachable counts storage members that did not answer; with some
+	// unreachable, the true count may be higher than Copies.
+	Unreachable int `json:"unreachable"`
+}
+
+// RemoveRequest asks for the removal of a content from every member.
+type RemoveRequest struct {
+	CID string `json:"cid"`
+}
+
+// RemoveResult is the outcome of a removal.
+type RemoveResult struct {
+	CID string `json:"cid"`
+}
+
+// ReplicationStatus summarises the replication of the contents this member
+// holds, as of its last repair round.
+type ReplicationStatus struct {
+	Contents    int    `json:"contents"`
+	AtTarget    int    `json:"at_target"`
+	BelowTarget int    `json:"below_target"`
+	BelowMin    int    `json:"below_copies_min"`
+	InRepair    int    `json:"in_repair"`
+	NoRoom      int    `json:"no_room"`
+	Removed     int    `json:"removed"`
+	LastRound   string `json:"last_round,omitempty"` // RFC 3339
+	// Problem is a one-line warning, e.g. when no member has room.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Where asks the daemon which storage members hold a verified full copy of cid.
+func (c *Client) Where(ctx context.Context, cid string) (WhereResult, error) {
+	var r WhereResult
+	return r, c.call(ctx, http.MethodPost, "/v1/where", WhereRequest{CID: cid}, &r)
+}
+
+// WhereCached answers like Where from the daemon's last survey when it has
+// one, without waiting on the network.
+func (c *Client) WhereCached(ctx context.Context, cid string) (WhereResult, error) {
+	var r WhereResult
+	return r, c.call(ctx, http.MethodPost, "/v1/where", WhereRequest{CID: cid, Cached: true}, &r)
+}
+
+// Remove removes cid from every member of the swarm.
+func (c *Client) Remove(ctx context.Context, cid string) (RemoveResult, error) {
+	var r RemoveResult
+	return r, c.call(ctx, http.MethodPost, "/v1/rm", RemoveRequest{CID: cid}, &r)
+}

@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm"
+)
+
+// maxRemovalsFile bounds the removal records file read at start (records
+// are at most a few hundred bytes each).
+const maxRemovalsFile = swarm.MaxRemovals * 1024
+
+// removalsPath is the durable removal records file
+// (docs/REPLICATION.md "Removal records file").
+func (d *Daemon) removalsPath() string { return filepath.Join(d.home.Dir, "removals") }
+
+// newReplicator wires the replication engine to the store, the exchange,
+// the membership and the home.
+func (d *Daemon) newReplicator(interval time.Duration) *swarm.Replicator {
+	return swarm.NewReplicator(swarm.ReplicatorOptions{
+		Host: d.host, Store: d.store, Exchange: d.xchg, Members: d.members,
+		Logger: d.log, Interval: interval,
+		LoadRemovals: func() ([]byte, error) {
+			b, err := readBounded(d.removalsPath(), maxRemovalsFile)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil
+			}
+			return b, err
+		},
+		SaveRemovals: func(b []byte) error { return WriteFileAtomic(d.removalsPath(), b, 0o600) },
+	})
+}
+
+// followReplication points the replicator at the adopted swarm.
+func (d *Daemon) followReplication(def *rules.Definition) {
+	if def == nil || def.ID.IsZero() {
+		d.repl.SetSwarm("")
+		return
+	}
+	d.repl.SetSwarm(def.ID.String())
+}
+
+// seed replicates a content just put until copies_min storage members hold
+// it, reporting the holders' progress; without a swarm it does nothing.
+func (d *Daemon) seed(ctx context.Context, root cid.Cid, progress func(client.Progress)) (int, error) {
+	def := d.members.Current()
+	if def == nil {
+		return 0, nil
+	}
+	k := max(def.Replication.CopiesMin, 1)
+	return d.repl.Seed(ctx, root, func(p swarm.SeedProgress) {
+		if progress == nil {
+			return
+		}
+		// Put waits for the copies_min-th most advanced new holder.
+		held := make([]int64, 0, len(p.Holders))
+		for _, n := range p.Holders {
+			held = append(held, n)
+		}
+		slices.Sort(held)
+		var n int64
+		if len(held) > 0 {
+			n = held[max(len(held)-k, 0)]
+		}
+		progress(client.Progress{Bytes: n, Total: p.Total, Sources: p.Holders})
+	})
+}
+
+func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
+	var req client.WhereRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	root, err := chunk.ParseCID(req.CID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("where: %w", err))
+		return
+	}
+	h, ok := swarm.Holders{}, false
+	if req.Cached {
+		h, ok = d.repl.KnownHolders(root)
+	}
+	if !ok {
+		h, err = d.repl.Where(r.Context(), root)
+	}
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, swarm.ErrNoSwarm) {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, fmt.Errorf("where: %w", err))
+		return
+	}
+	out := client.WhereResult{CID: root.String(), Holders: []client.Holder{}, Copies: len(h.Holders), Target: h.Target,
+		CopiesMin: h.Min, Unreachable: h.Unreachable}
+	def := d.members.Current()
+	for _, p := range h.Holders {
+		name := ""
+		if def != nil {
+			if m, ok := def.Member(p); ok {
+				name = m.Name
+			}
+		}
+		out.Holders = append(out.Holders, client.Holder{PeerID: p.String(), Name: name})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
+	var req client.RemoveRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	root, err := chunk.ParseCID(req.CID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("rm: %w", err))
+		return
+	}
+	if err := d.repl.Remove(r.Context(), root); err != nil {
+		writeError(w, statusFor(err), fmt.Errorf("rm: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, client.RemoveResult{CID: root.String()})
+}
+
+// replicationStatus is the status's replication summary; nil outside a swarm.
+func (d *Daemon) replicationStatus() *client.ReplicationStatus {
+	if d.members.Current() == nil {
+		return nil
+	}
+	s := d.repl.Summary()
+	out := &client.ReplicationStatus{
+		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
+		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed,
+	}
+	if !s.LastRound.IsZero() {
+		out.LastRound = s.LastRound.UTC().Format(time.RFC3339)
+	}
+	if s.NoRoom > 0 {
+		out.Problem = fmt.Sprintf("no storage member has room for %d content(s)", s.NoRoom)
+	}
+	return out
+}
+
+// drain hands this member's copies to others before it leaves.
+func (d *Daemon) drain(ctx context.Context) error {
+	return d.repl.Drain(ctx)
+}

@@ -1,0 +1,212 @@
+package proto
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// This file defines the replication protocol's messages (docs/REPLICATION.md
+// "Replication protocol"): placement requests, their status, and signed removal
+// records.
+
+// Message types of the replication protocol (ErrorResponse and Bye are
+// shared with the chunk exchange).
+const (
+	TypePlaceRequest MsgType = 0x30
+	TypePlaceStart   MsgType = 0x31
+	TypePlaceStatus  MsgType = 0x32
+	TypeRemoval      MsgType = 0x33
+)
+
+// Bounds of the replication protocol's fields.
+const (
+	// MaxPeerIDSize is the longest binary peer ID in a Removal.
+	MaxPeerIDSize = 128
+	// MaxSignatureSize is the longest signature in a Removal.
+	MaxSignatureSize = 512
+)
+
+// ReplicationProtocolFor returns the replication protocol ID of one swarm,
+// "/annex-swarm/<swarmID>/repl/1.0.0", with the same constraints on swarmID
+// as ExchangeProtocolFor.
+func ReplicationProtocolFor(swarmID string) protocol.ID {
+	return protocol.ID("/annex-swarm/" + swarmID + "/repl/1.0.0")
+}
+
+// PlaceRequest asks the responder to hold a verified full copy of Root. The
+// responder answers PlaceStatus messages (Ready when Wait is set, then
+// Queued/Filling as keep-alives) ending with Done, or an ErrorResponse
+// (CodeRefused: no space, removed, or not a storage member).
+type PlaceRequest struct {
+	ID   uint64  `cbor:"1,keyasint"`
+	Root cid.Cid `cbor:"2,keyasint"`
+	// Manifest is the encoded manifest of Root, or empty: the responder then
+	// fetches it. It MUST hash to Root.
+	Manifest Payload `cbor:"3,keyasint"`
+	// Wait asks the responder to store the manifest, answer Ready, and wait
+	// for PlaceStart before fetching chunks (so that every new holder knows
+	// the manifest before any starts fetching).
+	Wait bool `cbor:"4,keyasint"`
+}
+
+// PlaceStart lets a responder that answered Ready start fetching.
+type PlaceStart struct {
+	ID uint64 `cbor:"1,keyasint"`
+}
+
+// PlaceState is the state a PlaceStatus reports.
+type PlaceState uint8
+
+// States of a placement.
+const (
+	// PlaceReady: the manifest is stored; waiting for PlaceStart.
+	PlaceReady PlaceState = 1
+	// PlaceQueued: waiting for a free fetch slot.
+	PlaceQueued PlaceState = 2
+	// PlaceFilling: fetching; Bytes of Total held.
+	PlaceFilling PlaceState = 3
+	// PlaceDone: a verified full copy is held. The last message.
+	PlaceDone PlaceState = 4
+)
+
+// PlaceStatus reports the progress of a placement.
+type PlaceStatus struct {
+	ID    uint64     `cbor:"1,keyasint"`
+	State PlaceState `cbor:"2,keyasint"`
+	Bytes uint64     `cbor:"3,keyasint"`
+	Total uint64     `cbor:"4,keyasint"`
+}
+
+// Removal is a signed removal record (docs/REPLICATION.md "Removal"): the
+// member Issuer asks every member to delete Root, or, with Restore set,
+// cancels an earlier removal of Root (a later put). Of two records for one
+// root the one with the larger Time wins.
+type Removal struct {
+	Root cid.Cid `cbor:"1,keyasint"`
+	// Issuer is the binary peer ID of the signing member.
+	Issuer []byte `cbor:"2,keyasint"`
+	// Time is when the record was made, in Unix nanoseconds.
+	Time    int64 `cbor:"3,keyasint"`
+	Restore bool  `cbor:"4,keyasint"`
+	// Sig is the Issuer's libp2p signature over SigningBytes.
+	Sig []byte `cbor:"5,keyasint"`
+}
+
+// removalDomain separates removal signatures from any other use of a key.
+const removalDomain = "annex-swarm removal v1\n"
+
+// SigningBytes returns the bytes the Issuer signs: the domain string, then
+// the root's binary CID, the issuer, the time (8 bytes big-endian) and the
+// restore flag (one byte), each variable field preceded by its length as
+// 2 bytes big-endian.
+func (m *Removal) SigningBytes() []byte {
+	root := m.Root.Bytes()
+	b := make([]byte, 0, len(removalDomain)+4+len(root)+len(m.Issuer)+9)
+	b = append(b, removalDomain...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(root)))
+	b = append(b, root...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Issuer)))
+	b = append(b, m.Issuer...)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
+	if m.Restore {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// Type implements Msg.
+func (*PlaceRequest) Type() MsgType { return TypePlaceRequest }
+
+// Type implements Msg.
+func (*PlaceStart) Type() MsgType { return TypePlaceStart }
+
+// Type implements Msg.
+func (*PlaceStatus) Type() MsgType { return TypePlaceStatus }
+
+// Type implements Msg.
+func (*Removal) Type() MsgType { return TypeRemoval }
+
+// Validate implements Msg.
+func (m *PlaceRequest) Validate() error {
+	if err := validCID("PlaceRequest root", m.Root); err != nil {
+		return err
+	}
+	return validLen("PlaceRequest manifest", len(m.Manifest), 0, MaxManifestSize)
+}
+
+// Validate implements Msg.
+func (*PlaceStart) Validate() error { return nil }
+
+// Validate implements Msg.
+func (m *PlaceStatus) Validate() error {
+	if m.State < PlaceReady || m.State > PlaceDone {
+		return fmt.Errorf("PlaceStatus: state %d: %w", m.State, ErrInvalid)
+	}
+	if m.Bytes > m.Total {
+		return fmt.Errorf("PlaceStatus: %d of %d bytes: %w", m.Bytes, m.Total, ErrInvalid)
+	}
+	return nil
+}
+
+// Validate implements Msg.
+func (m *Removal) Validate() error {
+	if err := validCID("Removal root", m.Root); err != nil {
+		return err
+	}
+	if err := validLen("Removal issuer", len(m.Issuer), 1, MaxPeerIDSize); err != nil {
+		return err
+	}
+	if m.Time <= 0 {
+		return fmt.Errorf("Removal: time %d: %w", m.Time, ErrInvalid)
+	}
+	return validLen("Removal signature", len(m.Sig), 1, MaxSignatureSize)
+}
+
+func (*PlaceRequest) sealed() {}
+func (*PlaceStart) sealed()   {}
+func (*PlaceStatus) sealed()  {}
+func (*Removal) sealed()      {}
+
+// placeTypeName names the replication message types, "" for others.
+func placeTypeName(t MsgType) string {
+	switch t {
+	case TypePlaceRequest:
+		return "PlaceRequest"
+	case TypePlaceStart:
+		return "PlaceStart"
+	case TypePlaceStatus:
+		return "PlaceStatus"
+	case TypeRemoval:
+		return "Removal"
+	}
+	return ""
+}
+
+// newPlaceMsg returns a zero replication message of type t, or nil.
+func newPlaceMsg(t MsgType) Msg {
+	switch t {
+	case TypePlaceRequest:
+		return new(PlaceRequest)
+	case TypePlaceStart:
+		return new(PlaceStart)
+	case TypePlaceStatus:
+		return new(PlaceStatus)
+	case TypeRemoval:
+		return new(Removal)
+	}
+	return nil
+}
+
+// placeBodySize is MaxBodySize for the replication message types, 0 for others.
+func placeBodySize(t MsgType) int {
+	switch t {
+	case TypePlaceRequest:
+		return MaxManifestFrameSize
+	case TypePlaceStart, TypePlaceStatus, TypeRemoval:
+		return FrameOverhead
+	}
+	return 0
+}
