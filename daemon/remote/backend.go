@@ -1,0 +1,219 @@
+// Package remote is the backend of git-annex-remote-swarm: it answers the
+// requests of git-annex's special remote protocol (proto/annexremote) with the
+// local annex-swarmd's control API.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/proto/annexremote"
+)
+
+// Daemon is what the backend needs of annex-swarmd's control API.
+type Daemon interface {
+	Status(ctx context.Context) (client.Status, error)
+	Put(ctx context.Context, req client.PutRequest, progress func(client.Progress)) (client.PutResult, error)
+	Get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error)
+	Where(ctx context.Context, cid string) (client.WhereResult, error)
+	WhereCached(ctx context.Context, cid string) (client.WhereResult, error)
+	Remove(ctx context.Context, cid string) (client.RemoveResult, error)
+}
+
+// Configs are the settings the remote takes at initremote/enableremote.
+var Configs = []annexremote.ConfigSetting{
+	{Name: "home", Description: "annex-swarm home folder of the local daemon (default $ANNEX_SWARM_HOME or ~/.annex-swarm)"},
+}
+
+// Backend implements annexremote.Backend on a local daemon.
+type Backend struct {
+	// Connect returns the daemon for a home folder ("" = the default home).
+	Connect func(home string) (Daemon, string, error)
+
+	mu   sync.Mutex
+	d    Daemon
+	home string
+}
+
+// New returns a backend that connects through the control API client.
+func New() *Backend {
+	return &Backend{Connect: func(home string) (Daemon, string, error) {
+		h, err := resolveHome(home)
+		if err != nil {
+			return nil, "", err
+		}
+		return client.New(h), h, nil
+	}}
+}
+
+func resolveHome(home string) (string, error) {
+	if home == "" {
+		home = os.Getenv("ANNEX_SWARM_HOME")
+	}
+	if home == "" {
+		u, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		home = filepath.Join(u, ".annex-swarm")
+	}
+	return filepath.Abs(home)
+}
+
+// InitRemote checks that the daemon runs and has joined a swarm. It changes
+// nothing, so running it again (enableremote) is harmless.
+func (b *Backend) InitRemote(ctx context.Context, cfg annexremote.Config) error {
+	return b.Prepare(ctx, cfg)
+}
+
+// Prepare connects to the local daemon named by the home setting.
+func (b *Backend) Prepare(ctx context.Context, cfg annexremote.Config) error {
+	home, err := cfg.Get(ctx, "home")
+	if err != nil {
+		return err
+	}
+	d, h, err := b.Connect(home)
+	if err != nil {
+		return err
+	}
+	st, err := d.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Swarm == nil {
+		return fmt.Errorf("annex-swarmd for %s has joined no swarm (annex-swarm --home %s join RULES)", h, h)
+	}
+	b.mu.Lock()
+	b.d, b.home = d, h
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *Backend) daemon() Daemon {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.d
+}
+
+// Store puts file into the swarm; the daemon answers once copies_min members
+// hold verified copies. The content's CID is kept as the key's state.
+func (b *Backend) Store(ctx context.Context, key, file string, progress annexremote.ProgressFunc) error {
+	res, err := b.daemon().Put(ctx, client.PutRequest{Path: file, Key: key}, func(p client.Progress) { progress(p.Bytes) })
+	if err != nil {
+		return err
+	}
+	return annexremote.SetState(ctx, key, res.CID)
+}
+
+// Retrieve fetches the content of key (from many members at once) and checks
+// it against the key's size and hash before success.
+func (b *Backend) Retrieve(ctx context.Context, key, file string, progress annexremote.ProgressFunc) error {
+	kc, err := parseKey(key)
+	if err != nil {
+		return err
+	}
+	root, err := annexremote.GetState(ctx, key)
+	if err != nil {
+		return err
+	}
+	if root == "" {
+		return fmt.Errorf("this repository has no record of %s in the swarm", key)
+	}
+	if _, err := b.daemon().Get(ctx, client.GetRequest{CID: root, Path: file}, func(p client.Progress) { progress(p.Bytes) }); err != nil {
+		return err
+	}
+	if err := kc.verifyFile(file); err != nil {
+		os.Remove(file)
+		return err
+	}
+	return nil
+}
+
+// CheckPresent is SUCCESS only when copies_min members hold verified copies,
+// FAILURE only when the swarm definitely lacks the content (or this
+// repository never stored it: see docs/ANNEX-REMOTE.md "Key state"), and
+// UNKNOWN otherwise.
+func (b *Backend) CheckPresent(ctx context.Context, key string) (annexremote.Presence, error) {
+	root, err := annexremote.GetState(ctx, key)
+	if err != nil {
+		return annexremote.Unknown(err.Error()), nil
+	}
+	if root == "" {
+		return annexremote.Absent, nil
+	}
+	w, err := b.daemon().Where(ctx, root)
+	if err != nil {
+		return annexremote.Unknown(err.Error()), nil
+	}
+	switch {
+	case w.Copies >= max(w.CopiesMin, 1):
+		return annexremote.Present, nil
+	case w.Copies == 0 && w.Unreachable == 0:
+		return annexremote.Absent, nil
+	}
+	return annexremote.Unknown(fmt.Sprintf("%d of %d required copies verified, %d members unreachable", w.Copies, w.CopiesMin, w.Unreachable)), nil
+}
+
+// Remove removes the content from every member; content already gone counts
+// as removed.
+func (b *Backend) Remove(ctx context.Context, key string) error {
+	root, err := annexremote.GetState(ctx, key)
+	if err != nil {
+		return err
+	}
+	if root == "" {
+		return nil
+	}
+	if _, err := b.daemon().Remove(ctx, root); err != nil {
+		return err
+	}
+	return annexremote.SetState(ctx, key, "")
+}
+
+// Whereis names the members holding the key, from the daemon's knowledge.
+func (b *Backend) Whereis(ctx context.Context, key string) (string, error) {
+	root, err := annexremote.GetState(ctx, key)
+	if err != nil || root == "" {
+		return "", err
+	}
+	w, err := b.daemon().WhereCached(ctx, root)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(w.Holders))
+	for _, h := range w.Holders {
+		names = append(names, h.Name)
+	}
+	return strings.Join(names, " "), nil
+}
+
+// Info describes the swarm for `git annex info`.
+func (b *Backend) Info(ctx context.Context) ([]annexremote.InfoField, error) {
+	st, err := b.daemon().Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.Swarm == nil {
+		return nil, errors.New("no swarm joined")
+	}
+	connected := 0
+	for _, m := range st.Members {
+		if m.Connected {
+			connected++
+		}
+	}
+	return []annexremote.InfoField{
+		{Name: "swarm", Value: st.Swarm.Name},
+		{Name: "swarm id", Value: st.Swarm.ID},
+		{Name: "rules version", Value: strconv.FormatUint(st.Swarm.Version, 10)},
+		{Name: "members", Value: fmt.Sprintf("%d (%d connected)", len(st.Members), connected)},
+		{Name: "daemon home", Value: b.home},
+	}, nil
+}
