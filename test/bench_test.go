@@ -128,3 +128,39 @@ func BenchmarkDaemonRSSPut4GiB(b *testing.B) {
 	b.ReportMetric(float64(size)*float64(b.N)/1e6/elapsed.Seconds(), "put_MB/s")
 	b.ReportMetric(float64(rss)/(1<<20), "peak_rss_MiB")
 }
+
+// BenchmarkGetOneSource fetches a file held by one other daemon (no limits)
+// and reports the getter's throughput and peak RSS. The file size is
+// ANNEX_SWARM_BENCH_MIB (1 GiB by default; 4096 for the memory goal).
+func BenchmarkGetOneSource(b *testing.B) {
+	size := benchSize()
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src.bin")
+	writeRandomFile(b, src, size, 9)
+	var elapsed time.Duration
+	var rss int64
+	for i := 0; i < b.N; i++ {
+		c := harness.New(b, bin, 2, harness.Options{})
+		c.FormSwarm(b, harness.SwarmOptions{Copies: 1, CopiesMin: 1, Roles: map[int]string{1: "client"}})
+		holder, getter := c.Nodes[0], c.Nodes[1]
+		root := harness.LastLine(holder.MustCLI("put", src))
+		out := filepath.Join(dir, "out.bin")
+		exec.Command("sync").Run()
+		start := time.Now()
+		if _, err := getter.Client().Get(context.Background(), client.GetRequest{CID: root, Path: out}, nil); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		r, err := peakRSS(getter.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rss = max(rss, r)
+		os.Remove(out)
+		for _, n := range c.Nodes {
+			n.Node.Stop()
+		}
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/1e6/elapsed.Seconds(), "get_MB/s")
+	b.ReportMetric(float64(rss)/(1<<20), "getter_peak_rss_MiB")
+}
