@@ -16,7 +16,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/daemon/localswarm"
 	"github.com/annex-swarm/annex-swarm/rules"
 )
@@ -25,7 +24,7 @@ import (
 type Options struct {
 	Out      io.Writer
 	Nodes    int   // swarm size; 5 when zero
-	FileSize int64 // size of the demo file; 64 MiB when zero
+	FileSize int64 // size of the demo file; 32 MiB when zero
 	Keep     bool  // keep the temporary folder (its path is printed)
 }
 
@@ -43,9 +42,13 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.Nodes = 5
 	}
 	if o.FileSize == 0 {
-		o.FileSize = 64 << 20
+		o.FileSize = 32 << 20
 	}
 	daemonBin, err := localswarm.FindBinary("annex-swarmd")
+	if err != nil {
+		return err
+	}
+	remoteDir, err := checkGitAnnex()
 	if err != nil {
 		return err
 	}
@@ -66,7 +69,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := r.formSwarm(ctx); err != nil {
 		return err
 	}
-	return r.putAndGet(ctx)
+	return r.annexStory(ctx, remoteDir)
 }
 
 func (r *run) say(format string, args ...any) {
@@ -86,7 +89,8 @@ func (r *run) start(ctx context.Context, daemonBin string) error {
 		if i == 0 {
 			name = "laptop"
 		}
-		n, err := localswarm.NewNode(name, filepath.Join(r.dir, name), daemonBin, "", "--sync-interval", "2s")
+		n, err := localswarm.NewNode(name, filepath.Join(r.dir, name), daemonBin, "",
+			"--sync-interval", "2s", "--repair-interval", "2s")
 		if err != nil {
 			return err
 		}
@@ -191,39 +195,6 @@ func (r *run) waitConnected(ctx context.Context) error {
 	}
 }
 
-// putAndGet stores a file on the laptop and reads it back.
-func (r *run) putAndGet(ctx context.Context) error {
-	r.step("putting a %d MiB file on the laptop", r.o.FileSize>>20)
-	src := filepath.Join(r.dir, "demo.bin")
-	if err := writeRandom(src, r.o.FileSize); err != nil {
-		return err
-	}
-	laptop := r.nodes[0]
-	res, err := laptop.Client().Put(ctx, client.PutRequest{Path: src}, nil)
-	if err != nil {
-		return err
-	}
-	r.say("stored as %s", res.CID)
-	out := filepath.Join(r.dir, "demo.out")
-	if _, err := laptop.Client().Get(ctx, client.GetRequest{CID: res.CID, Path: out}, nil); err != nil {
-		return err
-	}
-	same, err := sameFiles(src, out)
-	if err != nil {
-		return err
-	}
-	if !same {
-		return errors.New("the file read back differs from the one stored")
-	}
-	r.say("read back %s: identical", filepath.Base(out))
-	st, err := laptop.Client().Status(ctx)
-	if err != nil {
-		return err
-	}
-	r.say("laptop store: %d bytes in %d chunks", st.Store.Used, st.Store.Chunks)
-	return nil
-}
-
 // cleanup stops every daemon and removes the folder unless asked to keep it.
 func (r *run) cleanup() error {
 	var errs []error
@@ -251,16 +222,4 @@ func writeRandom(path string, size int64) error {
 		return err
 	}
 	return f.Close()
-}
-
-func sameFiles(a, b string) (bool, error) {
-	x, err := os.ReadFile(a)
-	if err != nil {
-		return false, err
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(x, y), nil
 }

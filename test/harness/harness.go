@@ -151,10 +151,17 @@ func (n *Node) CLI(args ...string) Result {
 }
 
 // RunCLI runs the annex-swarm program with args (bounded to 10 minutes).
-func RunCLI(bin Binaries, args ...string) Result {
+func RunCLI(bin Binaries, args ...string) Result { return RunCLIEnv(bin, nil, args...) }
+
+// RunCLIEnv is RunCLI with extra environment variables (KEY=VALUE; a later
+// one replaces an earlier one of the same name).
+func RunCLIEnv(bin Binaries, env []string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin.CLI, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
