@@ -16,12 +16,12 @@ import (
 // repo is a throwaway git-annex repository whose swarm remote points at one
 // daemon's home.
 type repo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	env []string
 }
 
-func requireGitAnnex(t *testing.T) {
+func requireGitAnnex(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("git-annex"); err != nil {
 		t.Skip("git-annex is not installed (apt-get install -y git-annex); .ci/run installs it")
@@ -30,7 +30,10 @@ func requireGitAnnex(t *testing.T) {
 
 // newRepo makes a git-annex repository with the swarm special remote set up
 // against node's daemon.
-func newRepo(t *testing.T, node *harness.Node) *repo {
+func newRepo(t *testing.T, node *harness.Node) *repo { return newRepoTB(t, node) }
+
+// newRepoTB is newRepo for tests and benchmarks.
+func newRepoTB(t testing.TB, node *harness.Node) *repo {
 	t.Helper()
 	requireGitAnnex(t)
 	dir := filepath.Join(t.TempDir(), "repo")
