@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,8 +90,7 @@ type Exchange struct {
 	// replicate_seed.go).
 	gate atomic.Pointer[ServeGate]
 
-	mu    sync.Mutex
-	proto protocol.ID // "" until SetSwarm
+	slot *protoSlot // the exchange protocol of the adopted swarm
 }
 
 // NewExchange returns an Exchange that serves nothing until SetSwarm.
@@ -124,6 +122,7 @@ func NewExchange(o ExchangeOptions) *Exchange {
 		idle: o.IdleTimeout, reprovide: o.ReprovideInterval, fetchOpts: o.Fetch.withDefaults(),
 		bw: newBandwidth(),
 	}
+	x.slot = &protoSlot{host: o.Host, forSwarm: proto.ExchangeProtocolFor, handler: x.handle}
 	if faultCorruptFromEnv() {
 		x.log.Warn("FAULT INJECTION: every chunk served will be corrupted")
 		x.corrupt.Store(true)
@@ -134,31 +133,10 @@ func NewExchange(o ExchangeOptions) *Exchange {
 // SetSwarm registers the stream handler on the exchange protocol of swarm
 // id (proto.ExchangeProtocolFor), removing the one of an earlier swarm. An
 // empty id only removes it.
-func (x *Exchange) SetSwarm(id string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var next protocol.ID
-	if id != "" {
-		next = proto.ExchangeProtocolFor(id)
-	}
-	if next == x.proto {
-		return
-	}
-	if x.proto != "" {
-		x.host.RemoveStreamHandler(x.proto)
-	}
-	x.proto = next
-	if next != "" {
-		x.host.SetStreamHandler(next, x.handle)
-	}
-}
+func (x *Exchange) SetSwarm(id string) { x.slot.set(id) }
 
 // Protocol returns the exchange protocol in use, or "" before SetSwarm.
-func (x *Exchange) Protocol() protocol.ID {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.proto
-}
+func (x *Exchange) Protocol() protocol.ID { return x.slot.get() }
 
 // SetLimits sets the upload and download limits on chunk payload, in bytes
 // per second across all streams; 0 means unlimited. It takes effect at once.

@@ -13,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
@@ -73,8 +72,8 @@ type Replicator struct {
 	started time.Time // members never seen count as gone since then
 
 	mu       sync.Mutex
-	bg       context.Context // the Run context, for background work
-	proto    protocol.ID
+	bg       context.Context             // the Run context, for background work
+	slot     *protoSlot                  // the replication protocol of the adopted swarm
 	known    map[string]map[peer.ID]bool // root → complete holders at the last round
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
@@ -122,30 +121,14 @@ func NewReplicator(o ReplicatorOptions) *Replicator {
 		noSpace: map[peer.ID]time.Time{}, gone: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
 		tombs: newRemovals(),
 	}
+	r.slot = &protoSlot{host: o.Host, forSwarm: proto.ReplicationProtocolFor, handler: r.handle}
 	o.Exchange.setServeGate(r.seed.allow)
 	return r
 }
 
 // SetSwarm registers the replication protocol of swarm id, removing the one
 // of an earlier swarm. An empty id only removes it.
-func (r *Replicator) SetSwarm(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var next protocol.ID
-	if id != "" {
-		next = proto.ReplicationProtocolFor(id)
-	}
-	if next == r.proto {
-		return
-	}
-	if r.proto != "" {
-		r.host.RemoveStreamHandler(r.proto)
-	}
-	r.proto = next
-	if next != "" {
-		r.host.SetStreamHandler(next, r.handle)
-	}
-}
+func (r *Replicator) SetSwarm(id string) { r.slot.set(id) }
 
 // Summary returns the state as of the last repair round.
 func (r *Replicator) Summary() Summary {

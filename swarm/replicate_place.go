@@ -70,9 +70,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc [
 		}
 	}
 	defer signal()
-	r.mu.Lock()
-	pid := r.proto
-	r.mu.Unlock()
+	pid := r.slot.get()
 	if pid == "" {
 		return ErrNoSwarm
 	}

@@ -339,9 +339,7 @@ func (r *Replicator) spreadRemovals(ctx context.Context, pl policy) {
 // sendRemovals sends recs to p on one replication stream, then Bye, and
 // waits for p to close the stream (it has stored them).
 func (r *Replicator) sendRemovals(ctx context.Context, p peer.ID, recs []*proto.Removal) error {
-	r.mu.Lock()
-	pid := r.proto
-	r.mu.Unlock()
+	pid := r.slot.get()
 	if pid == "" {
 		return ErrNoSwarm
 	}
