@@ -161,7 +161,14 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, progress func(FetchP
 	if cands == nil {
 		cands = x.holders(ctx, root)
 	}
-	return f.run(ctx, first, cands)
+	if err := f.run(ctx, first, cands); err != nil {
+		// A cancelled fetch may see its sources end first; say why.
+		if ctx.Err() != nil {
+			return fmt.Errorf("fetching %s: %w", root, ctx.Err())
+		}
+		return err
+	}
+	return nil
 }
 
 // fetchManifest asks the candidates one after another for the manifest and
