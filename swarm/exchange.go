@@ -178,7 +178,42 @@ type pushRoot struct {
 	chunks map[string]struct{}
 }
 
+// serve answers the requests of one stream in order. One goroutine reads
+// requests and prepares the answers (a chunk is read from disk and verified
+// while the one before it is still being sent); this one sends them,
+// flushing whenever no further answer is ready.
 func (sv *server) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan proto.Msg, serveAhead)
+	produced := make(chan error, 1)
+	go func() {
+		produced <- sv.produce(ctx, answers)
+		close(answers)
+	}()
+	for resp := range answers {
+		_ = sv.s.SetWriteDeadline(time.Now().Add(sv.x.idle))
+		if err := sv.c.Send(resp); err != nil {
+			return fmt.Errorf("sending %s: %w", resp.Type(), err)
+		}
+		if len(answers) == 0 {
+			if err := sv.c.Flush(); err != nil {
+				return fmt.Errorf("sending %s: %w", resp.Type(), err)
+			}
+		}
+		if b, ok := resp.(*proto.BlockResponse); ok {
+			sv.x.sent.Add(int64(len(b.Data)))
+		}
+	}
+	return <-produced
+}
+
+// serveAhead is how many answers a stream prepares before they are sent.
+const serveAhead = 2
+
+// produce reads requests until the peer closes its side or sends Bye (nil)
+// or breaks the protocol (an error), and queues an answer for each.
+func (sv *server) produce(ctx context.Context, answers chan<- proto.Msg) error {
 	for {
 		_ = sv.s.SetReadDeadline(time.Now().Add(sv.x.idle))
 		m, err := sv.c.Recv()
@@ -206,15 +241,10 @@ func (sv *server) serve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		_ = sv.s.SetWriteDeadline(time.Now().Add(sv.x.idle))
-		if err := sv.c.Send(resp); err != nil {
-			return fmt.Errorf("sending %s: %w", resp.Type(), err)
-		}
-		if err := sv.c.Flush(); err != nil {
-			return fmt.Errorf("sending %s: %w", resp.Type(), err)
-		}
-		if b, ok := resp.(*proto.BlockResponse); ok {
-			sv.x.sent.Add(int64(len(b.Data)))
+		select {
+		case answers <- resp:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

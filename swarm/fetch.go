@@ -539,6 +539,7 @@ func (f *fetch) readLoop(ctx context.Context, s *source, st network.Stream, c *p
 		case *proto.BlockResponse:
 			f.mu.Lock()
 			w := f.take(s, m.ID)
+			poke(s.wake) // its window slot is free
 			f.mu.Unlock()
 			if w == nil || !w.id.Equals(m.CID) {
 				return fmt.Errorf("%s answered request %d, which is not in flight: %w", s.id, m.ID, proto.ErrInvalid)

@@ -180,22 +180,26 @@ func (f *fetch) pickEndGame(s *source) *want {
 }
 
 // take removes the request id from s's pending set and returns its chunk,
-// or nil if no such request is in flight. The request stays counted until
-// release.
+// or nil if no such request is in flight. The answer frees its slot in s's
+// window at once, so that s keeps sending while the chunk is verified and
+// stored; its bytes stay counted in flight (the memory bound) until release.
 func (f *fetch) take(s *source, id uint64) *want {
 	w := s.pending[id]
 	if w == nil {
 		return nil
 	}
 	delete(s.pending, id)
+	s.busy--
 	w.got++
 	return w
 }
 
-// release frees the slot and the bytes of one request of s that was taken
-// (received) or is given up.
+// release frees the bytes of one request of s that was taken (received),
+// or the slot and the bytes of one that is given up.
 func (f *fetch) release(s *source, w *want, taken bool) {
-	s.busy--
+	if !taken {
+		s.busy--
+	}
 	w.reqs--
 	f.inflight -= w.size
 	if taken {
