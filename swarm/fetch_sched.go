@@ -251,31 +251,77 @@ type delivery struct {
 	data []byte
 }
 
-// storeLoop verifies and stores received chunks until work is closed.
+// storeBatch is the most received chunks one store worker verifies and
+// stores together (one index commit for all).
+const storeBatch = 8
+
+// storeLoop verifies and stores received chunks until work is closed,
+// taking whatever else is already waiting along with each one.
 func (f *fetch) storeLoop(ctx context.Context) {
 	for d := range f.work {
-		f.deliver(ctx, d)
+		batch := []delivery{d}
+	drain:
+		for len(batch) < storeBatch {
+			select {
+			case d, ok := <-f.work:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, d)
+			default:
+				break drain
+			}
+		}
+		f.deliver(ctx, batch)
 	}
 }
 
-// deliver stores one received chunk (PutChunk verifies it) and accounts for
-// it: progress, duplicates, strikes. It takes fetch.mu itself.
-func (f *fetch) deliver(ctx context.Context, d delivery) {
+// deliver stores received chunks (PutChunks verifies them) and accounts for
+// each: progress, duplicates, strikes. It takes fetch.mu itself.
+func (f *fetch) deliver(ctx context.Context, batch []delivery) {
+	dup := make([]bool, len(batch))
 	f.mu.Lock()
-	dup := d.w.done || d.w.storing
-	if !dup {
-		d.w.storing = true
+	for i, d := range batch {
+		dup[i] = d.w.done || d.w.storing
+		if !dup[i] {
+			d.w.storing = true
+		}
 	}
 	f.mu.Unlock()
 
-	var err error
-	if dup {
-		err = chunk.VerifyChunk(d.w.id, d.data)
-	} else {
-		err = f.x.store.PutChunk(ctx, d.w.id, d.data)
+	errs := make([]error, len(batch))
+	var items []chunk.ChunkData
+	var stored []int
+	for i, d := range batch {
+		if dup[i] {
+			errs[i] = chunk.VerifyChunk(d.w.id, d.data)
+			continue
+		}
+		items = append(items, chunk.ChunkData{CID: d.w.id, Data: d.data})
+		stored = append(stored, i)
+	}
+	if len(items) > 0 {
+		for j, err := range f.x.store.PutChunks(ctx, items) {
+			errs[stored[j]] = err
+		}
 	}
 
 	f.mu.Lock()
+	newBytes := false
+	for i, d := range batch {
+		f.account(ctx, d, dup[i], errs[i])
+		newBytes = newBytes || (errs[i] == nil && !dup[i])
+	}
+	p, seq := f.snapshot()
+	f.wakeAll()
+	f.mu.Unlock()
+	if newBytes {
+		f.report(p, seq)
+	}
+}
+
+// account records the outcome of one delivered chunk. Call with f.mu held.
+func (f *fetch) account(ctx context.Context, d delivery, dup bool, err error) {
 	f.release(d.s, d.w, true)
 	if !dup {
 		d.w.storing = false
@@ -295,12 +341,6 @@ func (f *fetch) deliver(ctx context.Context, d delivery) {
 		f.prog.Bytes += d.w.size * int64(len(d.w.idx))
 		d.s.bytes += d.w.size
 		f.prog.Sources[d.s.id.String()] = d.s.bytes
-	}
-	p, seq := f.snapshot()
-	f.wakeAll()
-	f.mu.Unlock()
-	if err == nil && !dup {
-		f.report(p, seq)
 	}
 }
 
