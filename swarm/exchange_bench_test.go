@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,9 @@ func BenchmarkFetchOneSource(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Let the source's writes reach the disk first: on one machine the
+	// source and the getter share it, which two hosts would not.
+	syscall.Sync()
 	g.connect(b, src)
 	b.SetBytes(size)
 	b.ResetTimer()
