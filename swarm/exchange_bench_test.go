@@ -21,14 +21,14 @@ import (
 )
 
 // Benchmarks of docs/PERFORMANCE-exchange.md. The content size is
-// ANNEX_BENCH_MIB MiB (256 when unset), chunked with the default parameters.
+// ANNEX_SWARM_BENCH_MIB MiB (256 when unset), chunked with the default parameters.
 
 func benchSize(b *testing.B) int64 {
 	mib := int64(256)
-	if v := os.Getenv("ANNEX_BENCH_MIB"); v != "" {
+	if v := os.Getenv("ANNEX_SWARM_BENCH_MIB"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			b.Fatalf("ANNEX_BENCH_MIB=%q", v)
+			b.Fatalf("ANNEX_SWARM_BENCH_MIB=%q", v)
 		}
 		mib = n
 	}
