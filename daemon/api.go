@@ -94,16 +94,23 @@ func (d *Daemon) handleFsck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handlePut(w http.ResponseWriter, r *http.Request) {
-	var req client.PutRequest
+	streamed(w, r, "put", func(q client.PutRequest) string { return q.Path }, d.put)
+}
+
+// streamed serves a request that names a local file: the path must be
+// absolute; the operation's progress and its result or error are streamed.
+func streamed[Req, Res any](w http.ResponseWriter, r *http.Request, name string, pathOf func(Req) string,
+	op func(context.Context, Req, func(client.Progress)) (Res, error)) {
+	var req Req
 	if !readJSON(w, r, &req) {
 		return
 	}
-	if !filepath.IsAbs(req.Path) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("put: path %q is not absolute", req.Path))
+	if p := pathOf(req); !filepath.IsAbs(p) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s: path %q is not absolute", name, p))
 		return
 	}
 	s := newStream(w)
-	res, err := d.put(r.Context(), req, s.progress)
+	res, err := op(r.Context(), req, s.progress)
 	s.finish(res, err)
 }
 
@@ -135,17 +142,7 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 }
 
 func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {
-	var req client.GetRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if !filepath.IsAbs(req.Path) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("get: path %q is not absolute", req.Path))
-		return
-	}
-	s := newStream(w)
-	res, err := d.get(r.Context(), req, s.progress)
-	s.finish(res, err)
+	streamed(w, r, "get", func(q client.GetRequest) string { return q.Path }, d.get)
 }
 
 func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error) {
@@ -160,7 +157,7 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
-	err = writeFileAtomicFunc(req.Path, func(w io.Writer) error {
+	err = writeFileAtomicFunc(req.Path, 0o644, func(w io.Writer) error {
 		cw := &countingWriter{w: w, total: m.Size, progress: progress}
 		_, err := d.store.WriteTo(ctx, root, cw)
 		return err
