@@ -44,7 +44,10 @@ func TestGetFindsHoldersThroughDHT(t *testing.T) {
 	// connection is to node0 and it must learn the holders from the DHT.
 	// The getter joins after the holders have stored and announced.
 	c := harness.New(t, bin, 4, fastSync)
-	s := c.FormSwarm(t, harness.SwarmOptions{NoAddrs: map[int]bool{1: true, 2: true, 3: true}, NoJoin: map[int]bool{1: true}})
+	// node0 is a client member, so replication never places a copy on it;
+	// the two holders already make copies=2.
+	s := c.FormSwarm(t, harness.SwarmOptions{Copies: 2, CopiesMin: 1, Roles: map[int]string{0: "client"},
+		NoAddrs: map[int]bool{1: true, 2: true, 3: true}, NoJoin: map[int]bool{1: true}})
 	getter, h1, h2 := c.Nodes[1], c.Nodes[2], c.Nodes[3]
 
 	dir := t.TempDir()
@@ -84,7 +87,7 @@ func TestGetSurvivesKilledSource(t *testing.T) {
 	h1 := harness.NewNode(t, bin, "h1", fastSync)
 	h2 := harness.NewNode(t, bin, "h2", fastSync)
 	c := harness.Of(bin, getter, h1, h2)
-	c.FormSwarm(t, harness.SwarmOptions{})
+	c.FormSwarm(t, harness.SwarmOptions{Roles: map[int]string{0: "client"}}) // no copy is placed on the getter
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -119,7 +122,7 @@ func TestGetSurvivesLyingSource(t *testing.T) {
 	liar := harness.NewNode(t, bin, "liar", harness.Options{Args: fastSync.Args, Fault: true, Env: []string{"ANNEX_SWARM_FAULT=corrupt"}})
 	honest := harness.NewNode(t, bin, "honest", fastSync)
 	c := harness.Of(bin, getter, liar, honest)
-	c.FormSwarm(t, harness.SwarmOptions{})
+	c.FormSwarm(t, harness.SwarmOptions{Roles: map[int]string{0: "client"}}) // no copy is placed on the getter
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
