@@ -31,7 +31,10 @@ func (m *Membership) syncWith(ctx context.Context, p peer.ID) error {
 		s.Reset()
 		return err
 	}
-	return s.Close()
+	// The exchange is complete; a QUIC peer that already closed its side
+	// makes Close report a cancelled stream, which changes nothing.
+	_ = s.Close()
+	return nil
 }
 
 // handleRules answers a rules stream a member opened.
