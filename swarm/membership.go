@@ -68,8 +68,8 @@ func NewMembership(h host.Host, g *Gater, o MembershipOptions) *Membership {
 		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1),
 	}
 	h.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer(), true) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer(), false) },
+		ConnectedF:    func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
 	})
 	return m
 }
@@ -268,7 +268,7 @@ func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 	return kd, nil
 }
 
-func (m *Membership) seen(p peer.ID, _ bool) {
+func (m *Membership) seen(p peer.ID) {
 	m.mu.Lock()
 	m.lastSeen[p] = time.Now()
 	m.mu.Unlock()
