@@ -268,6 +268,8 @@ func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 	return kd, nil
 }
 
+// seen records that p connected or disconnected just now, and wakes the
+// sync loop when p is a member.
 func (m *Membership) seen(p peer.ID) {
 	m.mu.Lock()
 	m.lastSeen[p] = time.Now()
