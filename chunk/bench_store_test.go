@@ -3,6 +3,7 @@ package chunk_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -129,5 +130,65 @@ func BenchmarkDedup256(b *testing.B) {
 		}
 		b.ReportMetric(float64(s.Stats().Used-before)/(1<<20), "growth-MiB")
 		s.Close()
+	}
+}
+
+// smallSize is the content size of the small-put benchmarks: the chunk
+// keys of git-annex's chunked remotes and testremote are about this small.
+const smallSize = 1 << 10
+
+// BenchmarkStorePutSmall puts distinct 1 KiB contents one after another:
+// the latency of a small put (a chunk file, its folder and one index
+// commit, each synced).
+func BenchmarkStorePutSmall(b *testing.B) {
+	s, err := chunk.Open(b.TempDir(), chunk.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	data := make([]byte, smallSize)
+	b.SetBytes(smallSize)
+	b.ResetTimer()
+	for i := range b.N {
+		copy(data, fmt.Sprintf("content %d", i))
+		if _, _, err := s.Put(ctx, bytes.NewReader(data), smallSize, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWriteSyncSmall is the baseline for BenchmarkStorePutSmall: what
+// a directory special remote does at best, a new 1 KiB file written, synced
+// and renamed into place, and its folder synced.
+func BenchmarkWriteSyncSmall(b *testing.B) {
+	dir := b.TempDir()
+	data := make([]byte, smallSize)
+	b.SetBytes(smallSize)
+	b.ResetTimer()
+	for i := range b.N {
+		tmp := filepath.Join(dir, "tmp")
+		f, err := os.Create(tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		if err := os.Rename(tmp, filepath.Join(dir, fmt.Sprint(i))); err != nil {
+			b.Fatal(err)
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
 	}
 }

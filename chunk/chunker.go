@@ -52,8 +52,10 @@ func (p Params) Validate() error {
 // zero hash bits than the average would, above Avg two fewer, which narrows
 // the spread of chunk sizes around Avg.
 //
-// A Chunker holds one buffer of 2*Max bytes and never reads more of the
-// stream than that ahead. It is not safe for concurrent use.
+// A Chunker holds one buffer of at most 2*Max bytes and never reads more of
+// the stream than that ahead. The buffer starts small and doubles while the
+// stream fills it, so that chunking a small content does not allocate (and
+// clear) megabytes. It is not safe for concurrent use.
 type Chunker struct {
 	r       io.Reader
 	p       Params
@@ -65,6 +67,9 @@ type Chunker struct {
 	eof     bool
 	readErr error
 }
+
+// initialBuffer is the size of a new Chunker's buffer.
+const initialBuffer = 64 << 10
 
 // NewChunker returns a Chunker reading r. It panics if p is invalid; use
 // Params.Validate first for parameters from outside.
@@ -78,7 +83,7 @@ func NewChunker(r io.Reader, p Params) *Chunker {
 		p:     p,
 		maskS: ^uint64(0) << (64 - (b + 2)),
 		maskL: ^uint64(0) << (64 - (b - 2)),
-		buf:   make([]byte, 2*p.Max),
+		buf:   make([]byte, min(initialBuffer, 2*p.Max)),
 	}
 }
 
@@ -101,15 +106,20 @@ func (c *Chunker) Next() ([]byte, error) {
 	return chunk, nil
 }
 
-// fill moves the unread tail to the front of the buffer and reads until the
-// buffer is full or the stream ends.
+// fill moves the unread tail to the front of the buffer and reads until
+// 2*Max bytes are buffered or the stream ends, growing the buffer on the way.
 func (c *Chunker) fill() error {
 	if c.readErr != nil {
 		return c.readErr
 	}
 	c.end = copy(c.buf, c.buf[c.start:c.end])
 	c.start = 0
-	for c.end < len(c.buf) {
+	for c.end < 2*c.p.Max {
+		if c.end == len(c.buf) {
+			buf := make([]byte, min(2*len(c.buf), 2*c.p.Max))
+			copy(buf, c.buf[:c.end])
+			c.buf = buf
+		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
 		if err == io.EOF {
