@@ -69,7 +69,7 @@ type FrameReader struct {
 // NewFrameReader returns a FrameReader on r that refuses frames whose body is
 // longer than max bytes.
 func NewFrameReader(r io.Reader, max int) *FrameReader {
-	return &FrameReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &FrameReader{br: bufio.NewReaderSize(r, frameBuffer), max: max}
 }
 
 // ReadFrame reads the next frame and returns its body, valid until the next
@@ -162,7 +162,7 @@ type FrameWriter struct {
 // NewFrameWriter returns a FrameWriter on w that refuses to write frames
 // whose body is longer than max bytes.
 func NewFrameWriter(w io.Writer, max int) *FrameWriter {
-	return &FrameWriter{bw: bufio.NewWriterSize(w, 64<<10), max: max}
+	return &FrameWriter{bw: bufio.NewWriterSize(w, frameBuffer), max: max}
 }
 
 // WriteFrame queues one frame with the given body.
@@ -196,3 +196,8 @@ func (fw *FrameWriter) Flush() error {
 	}
 	return nil
 }
+
+// frameBuffer is the buffer size of a FrameReader and a FrameWriter: small,
+// since most streams carry a few short messages and chunk bodies larger
+// than it bypass it.
+const frameBuffer = 8 << 10
