@@ -157,7 +157,7 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
-	err = writeFileAtomicFunc(req.Path, 0o644, func(w io.Writer) error {
+	err = writeFileAtomicFunc(req.Path, 0o644, !req.NoSync, func(w io.Writer) error {
 		cw := &countingWriter{w: w, total: m.Size, progress: progress}
 		_, err := d.store.WriteTo(ctx, root, cw)
 		return err

@@ -12,7 +12,7 @@ import (
 // that is synced and renamed, then syncs the folder, so a crash leaves either
 // the old file or the new one.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomicFunc(path, perm, func(w io.Writer) error {
+	return writeFileAtomicFunc(path, perm, true, func(w io.Writer) error {
 		if _, err := w.Write(data); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
@@ -21,8 +21,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 // writeFileAtomicFunc is WriteFileAtomic with the content written by fill;
-// on any error nothing is left behind.
-func writeFileAtomicFunc(path string, perm os.FileMode, fill func(io.Writer) error) error {
+// on any error nothing is left behind. Without durable the file and its
+// folder are not synced: readers still see the old file or the whole new
+// one, but a power loss may lose it.
+func writeFileAtomicFunc(path string, perm os.FileMode, durable bool, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -30,7 +32,7 @@ func writeFileAtomicFunc(path string, perm os.FileMode, fill func(io.Writer) err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(f, 64<<10)
 	err = fill(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -38,7 +40,7 @@ func writeFileAtomicFunc(path string, perm os.FileMode, fill func(io.Writer) err
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -49,6 +51,9 @@ func writeFileAtomicFunc(path string, perm os.FileMode, fill func(io.Writer) err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -78,6 +78,11 @@ type PutResult struct {
 type GetRequest struct {
 	CID  string `json:"cid"`
 	Path string `json:"path"` // absolute
+	// NoSync renames the file into place without syncing it and its
+	// folder: for a caller that hands the file on at once (git-annex moves
+	// it into its object store), as a directory special remote's retrieve
+	// does. The file is complete and verified either way.
+	NoSync bool `json:"no_sync,omitempty"`
 }
 
 // GetResult is the outcome of a get.

@@ -126,7 +126,7 @@ func (b *Backend) Retrieve(ctx context.Context, key, file string, progress annex
 	if root == "" {
 		return fmt.Errorf("this repository has no record of %s in the swarm", key)
 	}
-	if _, err := b.daemon().Get(ctx, client.GetRequest{CID: root, Path: file}, func(p client.Progress) { progress(p.Bytes) }); err != nil {
+	if _, err := b.daemon().Get(ctx, client.GetRequest{CID: root, Path: file, NoSync: true}, func(p client.Progress) { progress(p.Bytes) }); err != nil {
 		return err
 	}
 	if err := kc.verifyFile(file); err != nil {
