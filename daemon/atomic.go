@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -62,6 +64,31 @@ func writeFileAtomicFunc(path string, perm os.FileMode, durable bool, fill func(
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// appendFileSynced appends data to path and syncs it. A missing file is
+// created with WriteFileAtomic, which also syncs its folder. A crash during
+// the append can leave a torn tail, which the reader of the file must
+// tolerate.
+func appendFileSynced(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, perm)
+	if errors.Is(err, fs.ErrNotExist) {
+		return WriteFileAtomic(path, data, perm)
+	}
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("appending to %s: %w", path, err)
 	}
 	return nil
 }

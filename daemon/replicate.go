@@ -20,7 +20,7 @@ import (
 
 // maxRemovalsFile bounds the removal records file read at start (records
 // are at most a few hundred bytes each).
-const maxRemovalsFile = swarm.MaxRemovals * 1024
+const maxRemovalsFile = swarm.MaxRemovalFrames * 1024
 
 // removalsPath is the durable removal records file
 // (docs/REPLICATION.md "Removal records file").
@@ -39,7 +39,8 @@ func (d *Daemon) newReplicator(interval time.Duration) *swarm.Replicator {
 			}
 			return b, err
 		},
-		SaveRemovals: func(b []byte) error { return WriteFileAtomic(d.removalsPath(), b, 0o600) },
+		SaveRemovals:   func(b []byte) error { return WriteFileAtomic(d.removalsPath(), b, 0o600) },
+		AppendRemovals: func(b []byte) error { return appendFileSynced(d.removalsPath(), b, 0o600) },
 	})
 }
 

@@ -47,10 +47,12 @@ type ReplicatorOptions struct {
 	Interval time.Duration
 	// PlaceFetches bounds the placements fetched at once; DefaultPlaceFetches when zero.
 	PlaceFetches int
-	// LoadRemovals and SaveRemovals read and write the durable removal
-	// records (docs/REPLICATION.md "Removal records file"); nil: not durable.
-	LoadRemovals func() ([]byte, error)
-	SaveRemovals func([]byte) error
+	// LoadRemovals, SaveRemovals and AppendRemovals read, replace
+	// (atomically) and extend (synced) the durable removal records file
+	// (docs/REPLICATION.md "Removal records file"); nil: not durable.
+	LoadRemovals   func() ([]byte, error)
+	SaveRemovals   func([]byte) error
+	AppendRemovals func([]byte) error
 }
 
 // Replicator keeps every content this member holds at its swarm's target
@@ -67,6 +69,9 @@ type Replicator struct {
 	slots   chan struct{} // placement fetch slots
 	load    func() ([]byte, error)
 	save    func([]byte) error
+	appendR func([]byte) error
+	logged  int // records in the removal records file, under logMu
+	logMu   sync.Mutex
 	seed    *superSeed
 	kick    chan struct{}
 	started time.Time // members never seen count as gone since then
@@ -98,8 +103,8 @@ type Summary struct {
 	LastRound   time.Time // zero before the first round
 }
 
-// NewReplicator returns a replicator; call SetSwarm when a swarm is adopted
-// and Run to start its rounds.
+// NewReplicator returns a replicator with the durable removal records
+// loaded; call SetSwarm when a swarm is adopted and Run to start its rounds.
 func NewReplicator(o ReplicatorOptions) *Replicator {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -113,7 +118,7 @@ func NewReplicator(o ReplicatorOptions) *Replicator {
 	r := &Replicator{
 		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
 		log: o.Logger.With("component", "replicator"), every: o.Interval,
-		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals,
+		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), kick: make(chan struct{}, 1),
 		bg: context.Background(), started: time.Now(),
 		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
@@ -123,6 +128,7 @@ func NewReplicator(o ReplicatorOptions) *Replicator {
 	}
 	r.slot = &protoSlot{host: o.Host, forSwarm: proto.ReplicationProtocolFor, handler: r.handle}
 	o.Exchange.setServeGate(r.seed.allow)
+	r.loadRemovals()
 	return r
 }
 
@@ -139,13 +145,12 @@ func (r *Replicator) Summary() Summary {
 	return s
 }
 
-// Run loads the removal records, then runs a repair round every interval
-// (and soon after a kick) until ctx ends.
+// Run runs a repair round every interval (and soon after a kick) until ctx
+// ends.
 func (r *Replicator) Run(ctx context.Context) {
 	r.mu.Lock()
 	r.bg = ctx
 	r.mu.Unlock()
-	r.loadRemovals()
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	for {

@@ -174,7 +174,7 @@ func TestRemovalsNewestWinsBoundedAndRoundTrip(t *testing.T) {
 	if _, ok := tb.recs[testRoot(t, string(rune(1000))).KeyString()]; ok {
 		t.Fatal("the oldest removals were not evicted next")
 	}
-	enc, err := tb.encode()
+	enc, err := encodeRemovals(tb.all())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +182,18 @@ func TestRemovalsNewestWinsBoundedAndRoundTrip(t *testing.T) {
 	if err != nil || len(recs) != MaxRemovals {
 		t.Fatalf("decoded %d records, err %v", len(recs), err)
 	}
-	extra := append(bytes.Clone(enc), enc[:len(enc)/MaxRemovals+1]...)
-	if _, err := DecodeRemovals(extra); err == nil {
-		t.Fatal("a file over the bound (or truncated) was accepted")
+	// A torn append: the records before it are kept, with an error.
+	torn := append(bytes.Clone(enc), enc[:len(enc)/MaxRemovals-3]...)
+	if recs, err := DecodeRemovals(torn); err == nil || len(recs) != MaxRemovals {
+		t.Fatalf("a torn last frame: %d records kept, err %v", len(recs), err)
+	}
+	twice := append(bytes.Clone(enc), enc...)
+	if recs, err := DecodeRemovals(twice); err != nil || len(recs) != MaxRemovalFrames {
+		t.Fatalf("a file of %d frames: %d records, err %v", MaxRemovalFrames, len(recs), err)
+	}
+	over := append(bytes.Clone(twice), enc[:len(enc)/MaxRemovals]...)
+	if _, err := DecodeRemovals(over); err == nil {
+		t.Fatal("a file over the bound was accepted")
 	}
 }
 
@@ -195,7 +204,7 @@ func FuzzDecodeRemovals(f *testing.F) {
 	tb := newRemovals()
 	tb.put(signedRemoval(f, k, id, testRoot(f, "a"), 1, false))
 	tb.put(signedRemoval(f, k, id, testRoot(f, "b"), 2, true))
-	enc, err := tb.encode()
+	enc, err := encodeRemovals(tb.all())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -207,7 +216,7 @@ func FuzzDecodeRemovals(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(recs) > MaxRemovals {
+		if len(recs) > MaxRemovalFrames {
 			t.Fatalf("%d records over the bound", len(recs))
 		}
 		var out bytes.Buffer

@@ -119,9 +119,8 @@ func (t *removals) markSent(p peer.ID, recs []*proto.Removal) {
 	}
 }
 
-// encode returns the records file: the records as frames, oldest first
-// (docs/REPLICATION.md "Removal records file").
-func (t *removals) encode() ([]byte, error) {
+// all returns the records held, oldest first.
+func (t *removals) all() []*proto.Removal {
 	t.mu.Lock()
 	all := make([]*proto.Removal, 0, len(t.recs))
 	for _, r := range t.recs {
@@ -129,9 +128,15 @@ func (t *removals) encode() ([]byte, error) {
 	}
 	t.mu.Unlock()
 	slices.SortFunc(all, func(a, b *proto.Removal) int { return int(min(max(a.Time-b.Time, -1), 1)) })
+	return all
+}
+
+// encodeRemovals returns recs as frames of the records file
+// (docs/REPLICATION.md "Removal records file").
+func encodeRemovals(recs []*proto.Removal) ([]byte, error) {
 	var buf bytes.Buffer
 	fw := proto.NewFrameWriter(&buf, proto.FrameOverhead)
-	for _, r := range all {
+	for _, r := range recs {
 		body, err := proto.EncodeMsg(r)
 		if err != nil {
 			return nil, fmt.Errorf("encoding removal of %s: %w", r.Root, err)
@@ -146,8 +151,14 @@ func (t *removals) encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeRemovals parses a removal records file: at most MaxRemovals frames,
-// each one Removal message.
+// MaxRemovalFrames bounds the frames of the removal records file: records
+// are appended as they come and the file is rewritten with the records
+// held (at most MaxRemovals) before it would grow past this.
+const MaxRemovalFrames = 2 * MaxRemovals
+
+// DecodeRemovals parses a removal records file: at most MaxRemovalFrames
+// frames, each one Removal message. On error it also returns the records
+// read before the bad frame (a torn append leaves its last frame short).
 func DecodeRemovals(b []byte) ([]*proto.Removal, error) {
 	fr := proto.NewFrameReader(bytes.NewReader(b), proto.FrameOverhead)
 	var out []*proto.Removal
@@ -157,24 +168,25 @@ func DecodeRemovals(b []byte) ([]*proto.Removal, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading removal record %d: %w", len(out), err)
+			return out, fmt.Errorf("reading removal record %d: %w", len(out), err)
 		}
-		if len(out) == MaxRemovals {
-			return nil, fmt.Errorf("reading removal records: more than %d", MaxRemovals)
+		if len(out) == MaxRemovalFrames {
+			return out, fmt.Errorf("reading removal records: more than %d", MaxRemovalFrames)
 		}
 		m, err := proto.DecodeMsg(body)
 		if err != nil {
-			return nil, fmt.Errorf("reading removal record %d: %w", len(out), err)
+			return out, fmt.Errorf("reading removal record %d: %w", len(out), err)
 		}
 		rec, ok := m.(*proto.Removal)
 		if !ok {
-			return nil, fmt.Errorf("reading removal record %d: a %s: %w", len(out), m.Type(), proto.ErrInvalid)
+			return out, fmt.Errorf("reading removal record %d: a %s: %w", len(out), m.Type(), proto.ErrInvalid)
 		}
 		out = append(out, rec)
 	}
 }
 
-// loadRemovals reads the durable records at start.
+// loadRemovals reads the durable records at start. A damaged file (a torn
+// last append) keeps the records before the damage and is rewritten.
 func (r *Replicator) loadRemovals() {
 	if r.load == nil {
 		return
@@ -185,25 +197,49 @@ func (r *Replicator) loadRemovals() {
 		return
 	}
 	recs, err := DecodeRemovals(b)
-	if err != nil {
-		r.log.Warn("reading removal records", "err", err)
-	}
 	for _, rec := range recs {
 		r.tombs.put(rec)
 	}
+	r.logMu.Lock()
+	r.logged = len(recs)
+	r.logMu.Unlock()
+	if err != nil {
+		r.log.Warn("reading removal records; keeping those before the damage", "kept", len(recs), "err", err)
+		if err := r.persist(nil); err != nil {
+			r.log.Warn("rewriting removal records", "err", err)
+		}
+	}
 }
 
-func (r *Replicator) persist() error {
+// persist makes recs (just kept in r.tombs) durable: appended to the
+// records file, or, when that would take the file past MaxRemovalFrames
+// (or recs is nil), by rewriting it with every record held.
+func (r *Replicator) persist(recs []*proto.Removal) error {
 	if r.save == nil {
 		return nil
 	}
-	b, err := r.tombs.encode()
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if recs != nil && r.appendR != nil && r.logged+len(recs) <= MaxRemovalFrames {
+		b, err := encodeRemovals(recs)
+		if err != nil {
+			return err
+		}
+		if err := r.appendR(b); err != nil {
+			return fmt.Errorf("storing removal records: %w", err)
+		}
+		r.logged += len(recs)
+		return nil
+	}
+	all := r.tombs.all()
+	b, err := encodeRemovals(all)
 	if err != nil {
 		return err
 	}
 	if err := r.save(b); err != nil {
 		return fmt.Errorf("storing removal records: %w", err)
 	}
+	r.logged = len(all)
 	return nil
 }
 
@@ -247,7 +283,7 @@ func (r *Replicator) accept(ctx context.Context, rec *proto.Removal) (bool, erro
 	if !r.tombs.put(rec) {
 		return false, nil
 	}
-	if err := r.persist(); err != nil {
+	if err := r.persist([]*proto.Removal{rec}); err != nil {
 		return true, err
 	}
 	if !rec.Restore {
@@ -373,23 +409,36 @@ func (r *Replicator) sendRemovals(ctx context.Context, p peer.ID, recs []*proto.
 }
 
 // receiveRemovals stores the records a member sends, first included, until
-// its Bye.
+// its Bye: the new ones are made durable together (one append), then
+// applied.
 func (r *Replicator) receiveRemovals(s network.Stream, c *proto.Codec, from peer.ID, first *proto.Removal) error {
 	ctx := r.background()
 	pl, ok := r.currentPolicy()
 	if !ok {
 		return ErrNoSwarm
 	}
+	var kept []*proto.Removal
 	msg := proto.Msg(first)
 	for range MaxRemovals + 1 {
 		switch m := msg.(type) {
 		case *proto.Removal:
 			if err := verifyRemoval(pl, m); err != nil {
 				r.log.Warn("removal record refused", "from", from, "cid", m.Root, "err", err)
-			} else if _, err := r.accept(ctx, m); err != nil {
-				return err
+			} else if r.tombs.put(m) {
+				kept = append(kept, m)
 			}
 		case *proto.Bye:
+			if len(kept) == 0 {
+				return nil
+			}
+			if err := r.persist(kept); err != nil {
+				return err
+			}
+			for _, rec := range kept {
+				if !rec.Restore {
+					r.dropRemoved(ctx, rec.Root)
+				}
+			}
 			return nil
 		default:
 			return fmt.Errorf("%s in a removal stream: %w", msg.Type(), proto.ErrInvalid)

@@ -255,6 +255,11 @@ func TestReplicationRemoveReachesOfflineHolder(t *testing.T) {
 	if w := where(t, up, root); w.Copies != 0 {
 		t.Fatalf("removed content came back: %+v", w)
 	}
+	// The record survives a restart (HOME/removals, appended to).
+	restart(t, up)
+	if r := up.StatusJSON().Replication; r == nil || r.Removed != 1 {
+		t.Fatalf("after a restart the uploader keeps %+v removal records, want 1", r)
+	}
 
 	// A later put of the same content brings it back.
 	if again := harness.LastLine(up.MustCLI("put", src)); again != root {
@@ -265,6 +270,22 @@ func TestReplicationRemoveReachesOfflineHolder(t *testing.T) {
 		r := off.StatusJSON().Replication
 		return r != nil && r.Removed == 0
 	})
+	// The restore, appended after the removal, wins after a restart too.
+	restart(t, off)
+	if r := off.StatusJSON().Replication; r == nil || r.Removed != 0 {
+		t.Fatalf("after a restart the content counts as removed again: %+v", r)
+	}
+}
+
+// restart stops n's daemon and starts it again.
+func restart(t *testing.T, n *harness.Node) {
+	t.Helper()
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestReplicationLeaveKeepsTarget(t *testing.T) {
