@@ -27,6 +27,8 @@ const (
 	MaxPeerIDSize = 128
 	// MaxSignatureSize is the longest signature in a Removal.
 	MaxSignatureSize = 512
+	// MaxInlineSize is the largest content a PlaceRequest may carry inline.
+	MaxInlineSize = 256 << 10
 )
 
 // ReplicationProtocolFor returns the replication protocol ID of one swarm,
@@ -50,6 +52,11 @@ type PlaceRequest struct {
 	// for PlaceStart before fetching chunks (so that every new holder knows
 	// the manifest before any starts fetching).
 	Wait bool `cbor:"4,keyasint"`
+	// Data is the whole content (at most MaxInlineSize bytes), or empty: the
+	// responder then fetches the chunks. With Data, Manifest MUST be present
+	// and Wait false; the responder checks every chunk it cuts from Data at
+	// the manifest's offsets against the manifest, as any fetched chunk.
+	Data Payload `cbor:"5,keyasint"`
 }
 
 // PlaceStart lets a responder that answered Ready start fetching.
@@ -134,7 +141,16 @@ func (m *PlaceRequest) Validate() error {
 	if err := validCID("PlaceRequest root", m.Root); err != nil {
 		return err
 	}
-	return validLen("PlaceRequest manifest", len(m.Manifest), 0, MaxManifestSize)
+	if err := validLen("PlaceRequest manifest", len(m.Manifest), 0, MaxManifestSize); err != nil {
+		return err
+	}
+	if err := validLen("PlaceRequest data", len(m.Data), 0, MaxInlineSize); err != nil {
+		return err
+	}
+	if len(m.Data) > 0 && (len(m.Manifest) == 0 || m.Wait) {
+		return fmt.Errorf("%w: PlaceRequest data without a manifest, or with wait", ErrInvalid)
+	}
+	return nil
 }
 
 // Validate implements Msg.

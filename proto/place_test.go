@@ -24,6 +24,7 @@ func placeMsgs(t testing.TB) []Msg {
 	return []Msg{
 		&PlaceRequest{ID: 1, Root: root},
 		&PlaceRequest{ID: 2, Root: root, Manifest: []byte{0xa1, 0x01, 0x02}, Wait: true},
+		&PlaceRequest{ID: 3, Root: root, Manifest: []byte{0xa1, 0x01, 0x02}, Data: []byte("small content")},
 		&PlaceStart{ID: 2},
 		&PlaceStatus{ID: 2, State: PlaceFilling, Bytes: 10, Total: 20},
 		&PlaceStatus{ID: 3, State: PlaceDone, Bytes: 20, Total: 20},
@@ -62,6 +63,7 @@ func normalize(m Msg) Msg {
 	if r, ok := m.(*PlaceRequest); ok {
 		c := *r
 		c.Manifest = append([]byte{}, r.Manifest...)
+		c.Data = append([]byte{}, r.Data...)
 		return &c
 	}
 	return m
@@ -71,6 +73,9 @@ func TestPlaceMessagesInvalid(t *testing.T) {
 	root := placeRoot(t)
 	for _, m := range []Msg{
 		&PlaceRequest{ID: 1},
+		&PlaceRequest{ID: 1, Root: root, Data: []byte("no manifest")},
+		&PlaceRequest{ID: 1, Root: root, Manifest: []byte{1}, Data: []byte("x"), Wait: true},
+		&PlaceRequest{ID: 1, Root: root, Manifest: []byte{1}, Data: make([]byte, MaxInlineSize+1)},
 		&PlaceStatus{ID: 1, State: 0},
 		&PlaceStatus{ID: 1, State: PlaceDone + 1},
 		&PlaceStatus{ID: 1, State: PlaceFilling, Bytes: 2, Total: 1},

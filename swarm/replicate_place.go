@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,10 +60,12 @@ type SeedProgress struct {
 }
 
 // placeOn asks p to hold root and waits for its Done. enc, when not nil,
-// is the encoded manifest sent along. With start not nil the responder
+// is the encoded manifest sent along, and data, when not nil, the whole
+// (small) content (docs/REPLICATION.md "Inline placement"). With start not
+// nil the responder
 // waits for it after Ready; ready is called once either way (at Ready, or
 // when the placement ends before). progress gets the responder's bytes.
-func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
+func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
 	signal := func() {
 		if ready != nil {
@@ -84,7 +87,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc [
 	defer stop()
 	c := proto.NewCodec(s)
 	_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
-	if err := send(c, &proto.PlaceRequest{ID: 1, Root: root, Manifest: enc, Wait: start != nil}); err != nil {
+	if err := send(c, &proto.PlaceRequest{ID: 1, Root: root, Manifest: enc, Wait: start != nil, Data: data}); err != nil {
 		s.Reset()
 		return fmt.Errorf("placing %s on %s: %w", root, p, err)
 	}
@@ -170,7 +173,14 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 	}
 	first := cands[:min(need, len(cands))]
 	rest := cands[len(first):]
-	if seed && len(first) > 1 {
+	// A small content travels inside the request: no fetch, no
+	// super-seeding (it would save less than it costs in round trips).
+	data, err := r.inlineData(ctx, root, m)
+	if err != nil {
+		r.log.Warn("placing: reading content", "cid", root, "err", err)
+		return
+	}
+	if seed && len(first) > 1 && data == nil {
 		r.seed.add(m)
 		defer r.seed.remove(m)
 	} else {
@@ -197,7 +207,7 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		}
 		go func() {
 			defer undo()
-			err := r.placeOn(ctx, q, root, enc, ready, st, func(n int64) {
+			err := r.placeOn(ctx, q, root, enc, data, ready, st, func(n int64) {
 				p.mu.Lock()
 				p.bytes[q.String()] = n
 				p.mu.Unlock()
@@ -263,6 +273,20 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 	poke(p.changed)
 }
 
+// inlineData returns the content of root when it is small enough to travel
+// inside a PlaceRequest, else nil.
+func (r *Replicator) inlineData(ctx context.Context, root cid.Cid, m *chunk.Manifest) ([]byte, error) {
+	if m.Size == 0 || m.Size > proto.MaxInlineSize {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(m.Size))
+	if _, err := r.store.WriteTo(ctx, root, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 func waitGroupOrTimeout(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -296,13 +320,9 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	if pl.storage {
 		holders = append(holders, pl.self)
 	}
-	// Members that already hold it count (a put of content already there).
-	for p, st := range r.survey(ctx, pl, []cid.Cid{root}) {
-		if st[root.KeyString()] == haveComplete {
-			skip[p] = true
-			holders = append(holders, p)
-		}
-	}
+	// No survey first: placement order is the same on every put of root,
+	// so members chosen before that still hold it answer Done at once, and
+	// only copies verified now count toward copies_min.
 	have := len(holders)
 	pl2 := &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}}
 	finished := make(chan struct{})
@@ -437,7 +457,15 @@ func (r *Replicator) serve(s network.Stream, c *proto.Codec, from peer.ID, m *pr
 			return err
 		}
 	}
-	if err := r.fetchPlaced(ctx, m.Root, status); err != nil {
+	if len(m.Data) > 0 {
+		err = r.storeInline(ctx, man, m.Data)
+		if err == nil {
+			r.provideBackground(ctx, m.Root)
+		}
+	} else {
+		err = r.fetchPlaced(ctx, m.Root, status)
+	}
+	if err != nil {
 		return refuse(c, m.ID, proto.CodeInternal, err.Error())
 	}
 	if err := status(proto.PlaceDone, total); err != nil {
@@ -556,6 +584,12 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 	if err != nil {
 		return err
 	}
+	r.provideBackground(ctx, root)
+	return nil
+}
+
+// provideBackground announces a placed copy of root without waiting.
+func (r *Replicator) provideBackground(ctx context.Context, root cid.Cid) {
 	go func() {
 		pctx, cancel := context.WithTimeout(ctx, provideTimeout)
 		defer cancel()
@@ -563,5 +597,31 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 			r.log.Debug("announcing a placed copy", "cid", root, "err", err)
 		}
 	}()
+}
+
+// storeInline stores the chunks of a content sent inside its PlaceRequest:
+// data must be exactly the content of man, and every chunk cut from it at
+// the manifest's offsets is verified against its CID before it is stored.
+func (r *Replicator) storeInline(ctx context.Context, man *chunk.Manifest, data []byte) error {
+	if int64(len(data)) != man.Size {
+		return fmt.Errorf("inline content is %d bytes, the manifest says %d: %w", len(data), man.Size, proto.ErrInvalid)
+	}
+	items := make([]chunk.ChunkData, 0, len(man.Chunks))
+	seen := map[string]bool{}
+	for _, c := range man.Chunks {
+		end := c.Offset + int64(c.Length)
+		if c.Offset < 0 || end > int64(len(data)) {
+			return fmt.Errorf("inline content: chunk at %d+%d outside %d bytes: %w", c.Offset, c.Length, len(data), proto.ErrInvalid)
+		}
+		if k := c.CID.KeyString(); !seen[k] {
+			seen[k] = true
+			items = append(items, chunk.ChunkData{CID: c.CID, Data: data[c.Offset:end]})
+		}
+	}
+	for i, err := range r.store.PutChunks(ctx, items) {
+		if err != nil {
+			return fmt.Errorf("storing inline chunk %s: %w", items[i].CID, err)
+		}
+	}
 	return nil
 }

@@ -239,3 +239,62 @@ func FuzzDecodeRemovals(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreInlineVerifies checks the holder's side of an inline placement:
+// content that does not match the manifest stores nothing.
+func TestStoreInlineVerifies(t *testing.T) {
+	ctx := t.Context()
+	src, err := chunk.Open(t.TempDir(), chunk.Options{Chunking: smallChunks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	data := randomContent(t, 100<<10) // several chunks of smallChunks
+	_, m, err := src.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Chunks) < 2 {
+		t.Fatalf("want several chunks, got %d", len(m.Chunks))
+	}
+	dst, err := chunk.Open(t.TempDir(), chunk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	root, err := dst.PutManifest(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Replicator{store: dst}
+	missing := func() int {
+		t.Helper()
+		ms, err := dst.Missing(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms)
+	}
+
+	if err := r.storeInline(ctx, m, data[:len(data)-1]); !errors.Is(err, proto.ErrInvalid) {
+		t.Fatalf("short content: got %v, want ErrInvalid", err)
+	}
+	bad := bytes.Clone(data)
+	bad[len(bad)-1] ^= 1 // only the last chunk is wrong
+	if err := r.storeInline(ctx, m, bad); !errors.Is(err, chunk.ErrCorrupt) {
+		t.Fatalf("tampered content: got %v, want ErrCorrupt", err)
+	}
+	if n := missing(); n != 1 {
+		t.Fatalf("after a tampered inline content %d chunks missing, want only the bad one", n)
+	}
+	if err := r.storeInline(ctx, m, data); err != nil {
+		t.Fatal(err)
+	}
+	if n := missing(); n != 0 {
+		t.Fatalf("%d chunks missing after a good inline content", n)
+	}
+	var out bytes.Buffer
+	if _, err := dst.WriteTo(ctx, root, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("content read back differs (err %v)", err)
+	}
+}
