@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -30,6 +31,12 @@ func (s *Store) HasChunk(id cid.Cid) (bool, error) {
 // GetChunk reads a chunk and verifies it. A chunk that fails verification is
 // quarantined and dropped from the index, and the error wraps ErrCorrupt.
 func (s *Store) GetChunk(ctx context.Context, id cid.Cid) ([]byte, error) {
+	return s.getChunkInto(ctx, id, nil)
+}
+
+// getChunkInto is GetChunk reading into buf when it is large enough (the
+// result then aliases buf).
+func (s *Store) getChunkInto(ctx context.Context, id cid.Cid, buf []byte) ([]byte, error) {
 	if !IsChunkCID(id) {
 		return nil, fmt.Errorf("reading chunk %s: %w", id, ErrBadCID)
 	}
@@ -43,11 +50,34 @@ func (s *Store) GetChunk(ctx context.Context, id cid.Cid) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("reading chunk %s: %w", id, ErrNotFound)
 	}
-	data, err := os.ReadFile(s.chunkPath(id))
-	if err == nil && int64(len(data)) == size && VerifyChunk(id, data) == nil {
+	data, err := readFileInto(s.chunkPath(id), size, buf)
+	if err == nil && VerifyChunk(id, data) == nil {
 		return data, nil
 	}
 	return s.quarantine(id)
+}
+
+// readFileInto reads the file at path, which must be exactly size bytes,
+// into buf (grown when too small).
+func readFileInto(path string, size int64, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, err
+	}
+	// One byte more means the file is longer than the index says.
+	var one [1]byte
+	if n, _ := f.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("chunk file %s longer than %d bytes", path, size)
+	}
+	return buf, nil
 }
 
 // quarantine re-checks a chunk that failed to read or verify, under mu so
@@ -150,27 +180,79 @@ func (s *Store) Missing(ctx context.Context, root cid.Cid) ([]ChunkRef, error) {
 	return out, nil
 }
 
+// writeAhead is how many chunks WriteTo reads and verifies ahead of the
+// one it writes: it bounds WriteTo's memory to writeAhead chunk buffers.
+const writeAhead = 4
+
 // WriteTo writes the content of a manifest to w, verifying every chunk on
-// the way, and returns the bytes written. It holds one chunk in memory.
+// the way, and returns the bytes written. Chunks are read and verified up to
+// writeAhead ahead of the writer, in parallel, into reused buffers.
 func (s *Store) WriteTo(ctx context.Context, root cid.Cid, w io.Writer) (int64, error) {
 	m, err := s.Manifest(ctx, root)
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		data []byte
+		err  error
+	}
+	free := make(chan []byte, writeAhead)
+	for range writeAhead {
+		free <- nil // allocated on first use
+	}
+	queue := make(chan chan result, writeAhead)
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	readers.Go(func() {
+		defer close(queue)
+		for _, c := range m.Chunks {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			res := make(chan result, 1)
+			readers.Go(func() {
+				data, err := s.getChunkInto(ctx, c.CID, buf)
+				res <- result{data, err}
+			})
+			select {
+			case queue <- res:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 	var n int64
-	for i, c := range m.Chunks {
-		data, err := s.GetChunk(ctx, c.CID)
+	i := 0
+	for res := range queue {
+		r := <-res
+		c := m.Chunks[i]
+		switch {
+		case r.err != nil:
+			err = fmt.Errorf("reassembling %s: chunk %d: %w", root, i, r.err)
+		case len(r.data) != int(c.Length):
+			err = fmt.Errorf("reassembling %s: chunk %d is %d bytes, manifest says %d: %w", root, i, len(r.data), c.Length, ErrCorrupt)
+		}
+		if err == nil {
+			var k int
+			k, err = w.Write(r.data)
+			n += int64(k)
+			if err != nil {
+				err = fmt.Errorf("reassembling %s: %w", root, err)
+			}
+		}
 		if err != nil {
-			return n, fmt.Errorf("reassembling %s: chunk %d: %w", root, i, err)
+			cancel()
+			for range queue {
+			}
+			return n, err
 		}
-		if len(data) != int(c.Length) {
-			return n, fmt.Errorf("reassembling %s: chunk %d is %d bytes, manifest says %d: %w", root, i, len(data), c.Length, ErrCorrupt)
-		}
-		k, err := w.Write(data)
-		n += int64(k)
-		if err != nil {
-			return n, fmt.Errorf("reassembling %s: %w", root, err)
-		}
+		free <- r.data
+		i++
 	}
 	return n, nil
 }

@@ -232,3 +232,73 @@ func TestOpenRemovesTemps(t *testing.T) {
 		t.Fatalf("temporary file survived Open: %v", err)
 	}
 }
+
+// failingWriter fails every write after the first.
+type failingWriter struct{ writes int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.writes++; w.writes > 1 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestWriteToStopsAtFirstBadChunk checks that WriteTo, which reads ahead,
+// writes exactly the chunks before a damaged one (flipped, truncated or
+// extended file) and stops at a failing writer.
+func TestWriteToStopsAtFirstBadChunk(t *testing.T) {
+	ctx := t.Context()
+	for _, damage := range []string{"flip", "truncate", "extend"} {
+		t.Run(damage, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir, chunk.Options{Chunking: chunktest.Params})
+			data := chunktest.Content(4, 300_000)
+			root, m, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Chunks) < 6 {
+				t.Fatalf("want at least 6 chunks, got %d", len(m.Chunks))
+			}
+			victim := m.Chunks[4]
+			var file string
+			for _, f := range chunkFiles(t, dir) {
+				if filepath.Base(f) == victim.CID.String() {
+					file = f
+				}
+			}
+			switch damage {
+			case "flip":
+				flipByte(t, file, 7)
+			case "truncate":
+				if err := os.Truncate(file, int64(victim.Length)-1); err != nil {
+					t.Fatal(err)
+				}
+			case "extend":
+				if err := os.Truncate(file, int64(victim.Length)+1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var buf bytes.Buffer
+			n, err := s.WriteTo(ctx, root, &buf)
+			if !errors.Is(err, chunk.ErrCorrupt) {
+				t.Fatalf("WriteTo over a %s chunk: %v, want ErrCorrupt", damage, err)
+			}
+			if n != victim.Offset || !bytes.Equal(buf.Bytes(), data[:victim.Offset]) {
+				t.Fatalf("wrote %d bytes before the bad chunk at %d", n, victim.Offset)
+			}
+		})
+	}
+	t.Run("writer fails", func(t *testing.T) {
+		s := openStore(t, t.TempDir(), chunk.Options{Chunking: chunktest.Params})
+		data := chunktest.Content(5, 300_000)
+		root, m, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.WriteTo(ctx, root, &failingWriter{})
+		if err == nil || n != int64(m.Chunks[0].Length) {
+			t.Fatalf("WriteTo into a failing writer: %d bytes, %v", n, err)
+		}
+	})
+}
