@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -150,6 +152,14 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get: %w", err)
 	}
+	var h hash.Hash
+	if req.Hash != "" {
+		known, ok := client.Hashes[req.Hash]
+		if !ok {
+			return client.GetResult{}, fmt.Errorf("get: unknown hash %q", req.Hash)
+		}
+		h = known.New()
+	}
 	if err := d.ensureLocal(ctx, root, progress); err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
@@ -158,14 +168,21 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
 	err = writeFileAtomicFunc(req.Path, 0o644, !req.NoSync, func(w io.Writer) error {
-		cw := &countingWriter{w: w, total: m.Size, progress: progress}
-		_, err := d.store.WriteTo(ctx, root, cw)
+		var out io.Writer = &countingWriter{w: w, total: m.Size, progress: progress}
+		if h != nil {
+			out = hashingWriter{w: out, h: h}
+		}
+		_, err := d.store.WriteTo(ctx, root, out)
 		return err
 	})
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 	}
-	return client.GetResult{CID: root.String(), Size: m.Size}, nil
+	res := client.GetResult{CID: root.String(), Size: m.Size}
+	if h != nil {
+		res.Digest = hex.EncodeToString(h.Sum(nil))
+	}
+	return res, nil
 }
 
 // ensureLocal makes the whole content root local, fetching what is missing

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"hash"
 	"io"
 	"strings"
 
@@ -36,6 +37,25 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.progress != nil && n > 0 {
 		c.progress(client.Progress{Bytes: c.n, Total: c.total})
 	}
+	return n, err
+}
+
+// hashingWriter writes to w and feeds h the same bytes, hashing each write
+// on another goroutine while w writes it. Write returns once both are done
+// with p, so the caller may reuse p.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+}
+
+func (hw hashingWriter) Write(p []byte) (int, error) {
+	done := make(chan struct{})
+	go func() {
+		hw.h.Write(p) // hash.Hash never fails
+		close(done)
+	}()
+	n, err := hw.w.Write(p)
+	<-done
 	return n, err
 }
 

@@ -2,6 +2,7 @@ package test
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -74,6 +75,16 @@ func TestPutGetRoundTrip1GiB(t *testing.T) {
 	n.MustCLI("get", root, "-o", out)
 	if fileSHA256(t, out) != sum {
 		t.Fatal("1 GiB file did not round-trip byte for byte")
+	}
+	// A get that hashes what it writes (the git-annex remote's RETRIEVE).
+	cl := client.New(n.Home)
+	hashed := filepath.Join(dir, "hashed.bin")
+	res, err := cl.Get(t.Context(), client.GetRequest{CID: root, Path: hashed, NoSync: true, Hash: "SHA256"}, nil)
+	if err != nil || res.Digest != hex.EncodeToString(sum[:]) || fileSHA256(t, hashed) != sum {
+		t.Fatalf("get with SHA256: digest %q, want %x (err %v)", res.Digest, sum, err)
+	}
+	if _, err := cl.Get(t.Context(), client.GetRequest{CID: root, Path: hashed, Hash: "CRC32"}, nil); err == nil || !strings.Contains(err.Error(), "unknown hash") {
+		t.Fatalf("get with an unknown hash: %v", err)
 	}
 	// The same content put again is deduplicated: same CID, no growth.
 	before := n.StatusJSON().Store.Used

@@ -83,12 +83,19 @@ type GetRequest struct {
 	// it into its object store), as a directory special remote's retrieve
 	// does. The file is complete and verified either way.
 	NoSync bool `json:"no_sync,omitempty"`
+	// Hash, when set, names a hash of Hashes that the daemon computes over
+	// the bytes it writes, beside writing them; the result has its digest.
+	// The caller so checks the content end to end without reading it again.
+	Hash string `json:"hash,omitempty"`
 }
 
 // GetResult is the outcome of a get.
 type GetResult struct {
 	CID  string `json:"cid"`
 	Size int64  `json:"size"`
+	// Digest is the lower-case hex digest of the output under
+	// GetRequest.Hash; empty when no hash was asked for.
+	Digest string `json:"digest,omitempty"`
 }
 
 // FsckRequest asks for a verification of the whole store.

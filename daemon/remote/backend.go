@@ -126,10 +126,19 @@ func (b *Backend) Retrieve(ctx context.Context, key, file string, progress annex
 	if root == "" {
 		return fmt.Errorf("this repository has no record of %s in the swarm", key)
 	}
-	if _, err := b.daemon().Get(ctx, client.GetRequest{CID: root, Path: file, NoSync: true}, func(p client.Progress) { progress(p.Bytes) }); err != nil {
+	res, err := b.daemon().Get(ctx, client.GetRequest{CID: root, Path: file, NoSync: true, Hash: kc.hashName},
+		func(p client.Progress) { progress(p.Bytes) })
+	if err != nil {
 		return err
 	}
-	if err := kc.verifyFile(file); err != nil {
+	// The daemon hashed what it wrote; a daemon that did not is checked by
+	// reading the file again.
+	if kc.digest != "" && res.Digest != "" {
+		err = kc.verifyDigest(file, res.Digest)
+	} else {
+		err = kc.verifyFile(file)
+	}
+	if err != nil {
 		os.Remove(file)
 		return err
 	}

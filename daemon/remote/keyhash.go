@@ -1,10 +1,6 @@
 package remote
 
 import (
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -13,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/blake2b"
+	"github.com/annex-swarm/annex-swarm/daemon/client"
 )
 
 // keyCheck is what a git-annex key says about its content: the size when the
@@ -23,6 +19,8 @@ type keyCheck struct {
 	newHash func() hash.Hash
 	digest  string // lower-case hex, "" when the backend has no hash
 	backend string
+	// hashName is the backend's hash in client.Hashes ("" without one).
+	hashName string
 }
 
 // parseKey reads "BACKEND-sSIZE-mMTIME--NAME" (fields between the backend and
@@ -55,27 +53,12 @@ func parseKey(key string) (keyCheck, error) {
 		b = strings.TrimSuffix(b, "E")
 		name, _, _ = strings.Cut(name, ".")
 	}
-	var digestLen int
-	switch b {
-	case "SHA256":
-		kc.newHash, digestLen = sha256.New, sha256.Size
-	case "SHA512":
-		kc.newHash, digestLen = sha512.New, sha512.Size
-	case "SHA384":
-		kc.newHash, digestLen = sha512.New384, sha512.Size384
-	case "SHA224":
-		kc.newHash, digestLen = sha256.New224, sha256.Size224
-	case "SHA1":
-		kc.newHash, digestLen = sha1.New, sha1.Size
-	case "MD5":
-		kc.newHash, digestLen = md5.New, md5.Size
-	case "BLAKE2B256":
-		kc.newHash, digestLen = mustBlake2b(blake2b.New256), 32
-	case "BLAKE2B512":
-		kc.newHash, digestLen = mustBlake2b(blake2b.New512), 64
-	default:
+	h, ok := client.Hashes[b]
+	if !ok {
 		return kc, nil // WORM, URL and friends carry no hash
 	}
+	kc.newHash, kc.hashName = h.New, b
+	digestLen := h.Size
 	if len(name) != 2*digestLen {
 		return kc, fmt.Errorf("key %q: %s digest has %d hex digits, want %d", key, kc.backend, len(name), 2*digestLen)
 	}
@@ -83,14 +66,20 @@ func parseKey(key string) (keyCheck, error) {
 	return kc, nil
 }
 
-func mustBlake2b(f func([]byte) (hash.Hash, error)) func() hash.Hash {
-	return func() hash.Hash {
-		h, err := f(nil)
-		if err != nil {
-			panic(err) // unkeyed BLAKE2b cannot fail
-		}
-		return h
+// verifyDigest checks a digest of the content (under kc.hashName) and the
+// file's size against what the key says.
+func (kc keyCheck) verifyDigest(path, digest string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
 	}
+	if kc.size >= 0 && st.Size() != kc.size {
+		return fmt.Errorf("retrieved %d bytes, the key says %d", st.Size(), kc.size)
+	}
+	if digest != kc.digest {
+		return fmt.Errorf("retrieved content has %s %s, the key says %s", kc.backend, digest, kc.digest)
+	}
+	return nil
 }
 
 // verifyFile checks the file against what the key says.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
 )
 
 func TestKeyCheck(t *testing.T) {
@@ -41,6 +43,15 @@ func TestKeyCheck(t *testing.T) {
 			t.Errorf("%s: %v", tc.key, err)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: error %v, want one containing %q", tc.key, err, tc.err)
+		}
+		// The digest the daemon computes while writing gives the same verdict.
+		if kc.digest == "" {
+			continue
+		}
+		h := client.Hashes[kc.hashName].New()
+		h.Write(content)
+		if derr := kc.verifyDigest(path, hex.EncodeToString(h.Sum(nil))); (derr == nil) != (err == nil) {
+			t.Errorf("%s: verifyDigest says %v, verifyFile %v", tc.key, derr, err)
 		}
 	}
 }
