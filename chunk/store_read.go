@@ -31,12 +31,13 @@ func (s *Store) HasChunk(id cid.Cid) (bool, error) {
 // GetChunk reads a chunk and verifies it. A chunk that fails verification is
 // quarantined and dropped from the index, and the error wraps ErrCorrupt.
 func (s *Store) GetChunk(ctx context.Context, id cid.Cid) ([]byte, error) {
-	return s.getChunkInto(ctx, id, nil)
+	return s.GetChunkInto(ctx, id, nil)
 }
 
-// getChunkInto is GetChunk reading into buf when it is large enough (the
-// result then aliases buf).
-func (s *Store) getChunkInto(ctx context.Context, id cid.Cid, buf []byte) ([]byte, error) {
+// GetChunkInto is GetChunk reading into buf when it is large enough (the
+// result then aliases buf), so that a reader of many chunks can reuse a few
+// buffers instead of allocating one per chunk.
+func (s *Store) GetChunkInto(ctx context.Context, id cid.Cid, buf []byte) ([]byte, error) {
 	if !IsChunkCID(id) {
 		return nil, fmt.Errorf("reading chunk %s: %w", id, ErrBadCID)
 	}
@@ -216,7 +217,7 @@ func (s *Store) WriteTo(ctx context.Context, root cid.Cid, w io.Writer) (int64, 
 			}
 			res := make(chan result, 1)
 			readers.Go(func() {
-				data, err := s.getChunkInto(ctx, c.CID, buf)
+				data, err := s.GetChunkInto(ctx, c.CID, buf)
 				res <- result{data, err}
 			})
 			select {

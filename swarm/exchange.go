@@ -171,6 +171,9 @@ type server struct {
 	// roots are the manifests last named by a HaveRequest on this stream,
 	// with their chunk sets: PushBlock is accepted for these chunks only.
 	roots []pushRoot
+	// bufs are the chunk buffers of this stream: one is taken for each
+	// chunk read and given back once the chunk is sent.
+	bufs chan []byte
 }
 
 type pushRoot struct {
@@ -185,6 +188,12 @@ type pushRoot struct {
 func (sv *server) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A chunk buffer is in each queued answer, in the one being sent and
+	// in the one being read.
+	sv.bufs = make(chan []byte, serveAhead+2)
+	for range serveAhead + 2 {
+		sv.bufs <- nil // allocated on first use
+	}
 	answers := make(chan proto.Msg, serveAhead)
 	produced := make(chan error, 1)
 	go func() {
@@ -203,6 +212,7 @@ func (sv *server) serve(ctx context.Context) error {
 		}
 		if b, ok := resp.(*proto.BlockResponse); ok {
 			sv.x.sent.Add(int64(len(b.Data)))
+			sv.bufs <- b.Data // Send copied it
 		}
 	}
 	return <-produced
@@ -335,8 +345,15 @@ func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, 
 	if busy := sv.x.gated(sv.s.Conn().RemotePeer(), m); busy != nil {
 		return busy, nil
 	}
-	data, err := sv.x.store.GetChunk(ctx, m.CID)
+	var buf []byte
+	select {
+	case buf = <-sv.bufs:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	data, err := sv.x.store.GetChunkInto(ctx, m.CID, buf)
 	if err != nil {
+		sv.bufs <- buf
 		return sv.errResp(m.ID, err), nil
 	}
 	if sv.x.corrupt.Load() && len(data) > 0 {
