@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +66,90 @@ func BenchmarkGitAnnexCopyGet(b *testing.B) {
 	b.ReportMetric(swarmTR.Seconds()/n, "swarm_testremote_fast_s")
 	b.ReportMetric(dirTR.Seconds()/n, "dir_testremote_fast_s")
 	fmt.Fprintf(os.Stderr, "copy %v vs %v, get %v vs %v, testremote --fast %v vs %v\n", swarmCopy, dirCopy, swarmGet, dirGet, swarmTR, dirTR)
+}
+
+// BenchmarkGitAnnexTestremote times git-annex's full `testremote` (573
+// tests, about 100,000 requests, most on 1–10 KiB chunk keys) against the
+// swarm remote of TestGitAnnexTestremote (3 storage members, copies 2,
+// copies_min 2) and, in the same run, against a directory special remote:
+// the per-request overhead of the swarm. Both run with --debug, whose
+// timestamped protocol lines give the swarm remote's latency per request
+// type (reported as <type>_median_ms and _p90_ms).
+func BenchmarkGitAnnexTestremote(b *testing.B) {
+	requireGitAnnex(b)
+	var swarmTR, dirTR time.Duration
+	lat := map[string][]time.Duration{}
+	for range b.N {
+		c := harness.New(b, bin, 3, fastSync)
+		c.FormSwarm(b, harness.SwarmOptions{Copies: 2, CopiesMin: 2})
+		r := newRepoTB(b, c.Nodes[0])
+		dir := filepath.Join(b.TempDir(), "dirremote")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		r.run("git", "annex", "initremote", "dir", "type=directory", "directory="+dir, "encryption=none")
+		start := time.Now()
+		r.run("git", "annex", "testremote", "--debug", "dir")
+		dirTR += time.Since(start)
+		start = time.Now()
+		out := r.run("git", "annex", "testremote", "--debug", "swarm")
+		swarmTR += time.Since(start)
+		for k, v := range requestLatencies(out) {
+			lat[k] = append(lat[k], v...)
+		}
+		for _, n := range c.Nodes {
+			n.Node.Stop()
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(swarmTR.Seconds()/n, "swarm_testremote_s")
+	b.ReportMetric(dirTR.Seconds()/n, "dir_testremote_s")
+	b.ReportMetric(swarmTR.Seconds()/dirTR.Seconds(), "ratio")
+	for k, v := range lat {
+		slices.Sort(v)
+		name := strings.ToLower(strings.ReplaceAll(k, " ", "_"))
+		b.ReportMetric(float64(v[len(v)/2])/1e6, name+"_median_ms")
+		b.ReportMetric(float64(v[len(v)*9/10])/1e6, name+"_p90_ms")
+		b.ReportMetric(float64(len(v))/n, name+"_count")
+	}
+}
+
+// debugLine is a protocol line in git-annex's --debug output:
+// "[2026-11-24 23:17:04.911536056] (Annex.ExternalAddonProcess) PROG[1] <-- J 1 REMOVE KEY".
+var debugLine = regexp.MustCompile(`^\[(\S+ \S+)\] \(Annex\.ExternalAddonProcess\) \S+\[(\d+)\] (<--|-->) (?:J (\d+) )?(\S+)(?: (\S+))?`)
+
+// requestLatencies pairs each TRANSFER, CHECKPRESENT and REMOVE request in
+// git-annex's --debug output with the remote's final answer to it.
+func requestLatencies(out string) map[string][]time.Duration {
+	type open struct {
+		name string
+		at   time.Time
+	}
+	pending := map[string]open{}
+	got := map[string][]time.Duration{}
+	for _, line := range strings.Split(out, "\n") {
+		m := debugLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse("2006-01-02 15:04:05.999999999", m[1])
+		if err != nil {
+			continue
+		}
+		job, word := m[2]+"/"+m[4], m[5]
+		if m[3] == "<--" {
+			switch word {
+			case "TRANSFER":
+				pending[job] = open{word + " " + m[6], at}
+			case "CHECKPRESENT", "REMOVE":
+				pending[job] = open{word, at}
+			}
+			continue
+		}
+		if p, ok := pending[job]; ok && (strings.HasSuffix(word, "-SUCCESS") || strings.HasSuffix(word, "-FAILURE") || word == "CHECKPRESENT-UNKNOWN") {
+			got[p.name] = append(got[p.name], at.Sub(p.at))
+			delete(pending, job)
+		}
+	}
+	return got
 }
