@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/chunk/chunktest"
@@ -90,26 +93,36 @@ func chunkFiles(t *testing.T, dir string) []string {
 	return out
 }
 
+// chunkFileOf returns the path of the chunk file of id in the store at dir.
+func chunkFileOf(t *testing.T, dir string, id fmt.Stringer) string {
+	t.Helper()
+	for _, f := range chunkFiles(t, dir) {
+		if filepath.Base(f) == id.String() {
+			return f
+		}
+	}
+	t.Fatalf("no file for chunk %s under %s", id, dir)
+	return ""
+}
+
+// putTestContent puts 300,000 bytes of chunktest content into s.
+func putTestContent(t *testing.T, s *chunk.Store, seed uint64) (cid.Cid, *chunk.Manifest, []byte) {
+	t.Helper()
+	data := chunktest.Content(seed, 300_000)
+	root, m, err := s.Put(t.Context(), bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, m, data
+}
+
 func TestCorruptionOnRead(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openStore(t, dir, chunk.Options{Chunking: chunktest.Params})
-	data := chunktest.Content(3, 300_000)
-	root, m, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, m, data := putTestContent(t, s, 3)
 	victim := m.Chunks[2]
-	path := filepath.Join(dir, "chunks")
-	var file string
-	for _, f := range chunkFiles(t, dir) {
-		if filepath.Base(f) == victim.CID.String() {
-			file = f
-		}
-	}
-	if file == "" {
-		t.Fatalf("no file for chunk %s under %s", victim.CID, path)
-	}
+	file := chunkFileOf(t, dir, victim.CID)
 	flipByte(t, file, 100)
 	usedBefore := s.Stats().Used
 	if _, err := s.GetChunk(ctx, victim.CID); !errors.Is(err, chunk.ErrCorrupt) {
@@ -252,21 +265,12 @@ func TestWriteToStopsAtFirstBadChunk(t *testing.T) {
 		t.Run(damage, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openStore(t, dir, chunk.Options{Chunking: chunktest.Params})
-			data := chunktest.Content(4, 300_000)
-			root, m, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			root, m, data := putTestContent(t, s, 4)
 			if len(m.Chunks) < 6 {
 				t.Fatalf("want at least 6 chunks, got %d", len(m.Chunks))
 			}
 			victim := m.Chunks[4]
-			var file string
-			for _, f := range chunkFiles(t, dir) {
-				if filepath.Base(f) == victim.CID.String() {
-					file = f
-				}
-			}
+			file := chunkFileOf(t, dir, victim.CID)
 			switch damage {
 			case "flip":
 				flipByte(t, file, 7)
@@ -291,11 +295,7 @@ func TestWriteToStopsAtFirstBadChunk(t *testing.T) {
 	}
 	t.Run("writer fails", func(t *testing.T) {
 		s := openStore(t, t.TempDir(), chunk.Options{Chunking: chunktest.Params})
-		data := chunktest.Content(5, 300_000)
-		root, m, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		root, m, _ := putTestContent(t, s, 5)
 		n, err := s.WriteTo(ctx, root, &failingWriter{})
 		if err == nil || n != int64(m.Chunks[0].Length) {
 			t.Fatalf("WriteTo into a failing writer: %d bytes, %v", n, err)
