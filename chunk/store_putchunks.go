@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,52 @@ type ChunkData struct {
 // is the outcome of items[i]: ErrCorrupt for bytes that do not match their
 // CID, ErrNoSpace when the batch does not fit, nil when stored or already held.
 func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error) {
+	errs, _ = s.putChunks(ctx, items, nil)
+	return errs
+}
+
+// PutContent stores a whole content at once: the chunks as PutChunks does
+// and the manifest m as PutManifest does, recorded in the same index
+// transaction, so a small content costs one commit. items must be every
+// chunk of m not yet held. It returns m's CID; the manifest is recorded
+// only when every item is stored or already held, else the error is the
+// first failure.
+func (s *Store) PutContent(ctx context.Context, m *Manifest, items []ChunkData) (cid.Cid, error) {
+	enc, err := m.Encode()
+	if err != nil {
+		return cid.Undef, fmt.Errorf("recording manifest: %w", err)
+	}
+	root := ManifestCID(enc)
+	want := make(map[string]bool, len(m.Chunks))
+	for _, c := range m.Chunks {
+		want[c.CID.KeyString()] = true
+	}
+	for _, it := range items {
+		if !want[it.CID.KeyString()] {
+			return cid.Undef, fmt.Errorf("storing %s: chunk %s is not in its manifest", root, it.CID)
+		}
+	}
+	errs, err := s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
+		for _, ck := range m.Chunks {
+			if _, ok := chunkSize(tx, ck.CID.Bytes()); !ok {
+				return fmt.Errorf("chunk %s: %w", ck.CID, ErrNotFound)
+			}
+		}
+		return recordManifest(tx, c, root, m, enc, 0)
+	})
+	if ierr := errors.Join(errs...); ierr != nil {
+		err = ierr
+	}
+	if err != nil {
+		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
+	}
+	return root, nil
+}
+
+// putChunks is PutChunks; also, when not nil, it runs record in the
+// index transaction after the chunks are added (its error fails them all)
+// and returns that transaction's error.
+func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*bolt.Tx, *counters) error) (errs []error, txErr error) {
 	errs = make([]error, len(items))
 	var todo []int
 	var total int64
@@ -54,19 +101,28 @@ func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error)
 			errs[i] = fmt.Errorf("storing chunk %s: %w", items[i].CID, err)
 		}
 	}
+	if record != nil && len(todo) > 0 && errors.Join(errs...) != nil {
+		// A whole content is stored or nothing: write no file for it.
+		s.unhold(held(todo)...)
+		fail(todo, errors.New("not stored: another chunk of its content failed"))
+		return errs, nil
+	}
 	if len(todo) == 0 {
-		return errs
+		if record != nil {
+			txErr = s.update(record)
+		}
+		return errs, txErr
 	}
 	if err := ctx.Err(); err != nil {
 		s.unhold(held(todo)...)
 		fail(todo, err)
-		return errs
+		return errs, nil
 	}
 	release, err := s.reserve(total)
 	if err != nil {
 		s.unhold(held(todo)...)
 		fail(todo, err)
-		return errs
+		return errs, nil
 	}
 	defer release()
 
@@ -87,7 +143,7 @@ func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error)
 		written = append(written, i)
 	}
 	if len(written) == 0 {
-		return errs
+		return errs, nil
 	}
 	for dir := range dirs {
 		if err = syncDir(dir); err != nil {
@@ -101,8 +157,12 @@ func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error)
 					return err
 				}
 			}
+			if record != nil {
+				return record(tx, c)
+			}
 			return nil
 		})
+		txErr = err
 	}
 	s.unhold(held(written)...)
 	if err != nil {
@@ -113,5 +173,5 @@ func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error)
 		s.unlinkUnused(ids)
 		fail(written, err)
 	}
-	return errs
+	return errs, txErr
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -426,6 +425,9 @@ func (r *Replicator) serve(s network.Stream, c *proto.Codec, from peer.ID, m *pr
 	}
 	// From here the repair round must not resume this content itself.
 	defer r.busyFetching(m.Root)()
+	if len(m.Data) > 0 {
+		return r.serveInline(ctx, s, c, m)
+	}
 	man, added, err := r.placedManifest(ctx, from, m)
 	if err != nil {
 		code := proto.CodeBadRequest
@@ -457,25 +459,50 @@ func (r *Replicator) serve(s network.Stream, c *proto.Codec, from peer.ID, m *pr
 			return err
 		}
 	}
-	if len(m.Data) > 0 {
-		err = r.storeInline(ctx, man, m.Data)
-		if err == nil {
-			r.provideBackground(ctx, m.Root)
-		}
-	} else {
-		err = r.fetchPlaced(ctx, m.Root, status)
-	}
-	if err != nil {
+	if err := r.fetchPlaced(ctx, m.Root, status); err != nil {
 		return refuse(c, m.ID, proto.CodeInternal, err.Error())
 	}
+	return placeDone(s, c, status, total)
+}
+
+// placeDone answers Done and waits for the requester's Bye (a courtesy).
+func placeDone(s network.Stream, c *proto.Codec, status func(proto.PlaceState, uint64) error, total uint64) error {
 	if err := status(proto.PlaceDone, total); err != nil {
 		return err
 	}
 	_ = s.SetReadDeadline(time.Now().Add(placeIdle))
-	if _, err := c.Recv(); err != nil && !errors.Is(err, io.EOF) {
-		return nil // the Bye is a courtesy
-	}
+	_, _ = c.Recv()
 	return nil
+}
+
+// serveInline handles a PlaceRequest that carries its content
+// (docs/REPLICATION.md "Inline placement"): the manifest and every chunk
+// are verified, then stored in one index transaction.
+func (r *Replicator) serveInline(ctx context.Context, s network.Stream, c *proto.Codec, m *proto.PlaceRequest) error {
+	man, err := verifiedManifest(m.Root, m.Manifest)
+	if err != nil {
+		return refuse(c, m.ID, proto.CodeBadRequest, err.Error())
+	}
+	if err := r.storeInline(ctx, man, m.Data); err != nil {
+		if errors.Is(err, chunk.ErrNoSpace) {
+			return refuse(c, m.ID, proto.CodeRefused, refuseNoSpace+": "+err.Error())
+		}
+		return refuse(c, m.ID, proto.CodeInternal, err.Error())
+	}
+	r.provideBackground(ctx, m.Root)
+	total := uint64(man.Size)
+	return placeDone(s, c, func(st proto.PlaceState, n uint64) error {
+		_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
+		return send(c, &proto.PlaceStatus{ID: m.ID, State: st, Bytes: n, Total: total})
+	}, total)
+}
+
+// verifiedManifest decodes an encoded manifest sent for root.
+func verifiedManifest(root cid.Cid, enc []byte) (*chunk.Manifest, error) {
+	if got := chunk.ManifestCID(enc); !got.Equals(root) {
+		return nil, fmt.Errorf("manifest hashes to %s, not %s: %w", got, root, chunk.ErrBadManifest)
+	}
+	return chunk.DecodeManifest(enc)
 }
 
 // busyFetching marks root as being fetched here; the returned func unmarks it.
@@ -501,11 +528,8 @@ func (r *Replicator) placedManifest(ctx context.Context, from peer.ID, m *proto.
 	}
 	var man *chunk.Manifest
 	if len(m.Manifest) > 0 {
-		if got := chunk.ManifestCID(m.Manifest); !got.Equals(m.Root) {
-			return nil, false, fmt.Errorf("manifest hashes to %s, not %s: %w", got, m.Root, chunk.ErrBadManifest)
-		}
 		var err error
-		if man, err = chunk.DecodeManifest(m.Manifest); err != nil {
+		if man, err = verifiedManifest(m.Root, m.Manifest); err != nil {
 			return nil, false, err
 		}
 	} else {
@@ -599,9 +623,10 @@ func (r *Replicator) provideBackground(ctx context.Context, root cid.Cid) {
 	}()
 }
 
-// storeInline stores the chunks of a content sent inside its PlaceRequest:
-// data must be exactly the content of man, and every chunk cut from it at
-// the manifest's offsets is verified against its CID before it is stored.
+// storeInline stores a content sent inside its PlaceRequest: data must be
+// exactly the content of man, and every chunk cut from it at the
+// manifest's offsets is verified against its CID; the chunks and the
+// manifest are recorded together, or nothing is.
 func (r *Replicator) storeInline(ctx context.Context, man *chunk.Manifest, data []byte) error {
 	if int64(len(data)) != man.Size {
 		return fmt.Errorf("inline content is %d bytes, the manifest says %d: %w", len(data), man.Size, proto.ErrInvalid)
@@ -618,10 +643,8 @@ func (r *Replicator) storeInline(ctx context.Context, man *chunk.Manifest, data 
 			items = append(items, chunk.ChunkData{CID: c.CID, Data: data[c.Offset:end]})
 		}
 	}
-	for i, err := range r.store.PutChunks(ctx, items) {
-		if err != nil {
-			return fmt.Errorf("storing inline chunk %s: %w", items[i].CID, err)
-		}
+	if _, err := r.store.PutContent(ctx, man, items); err != nil {
+		return fmt.Errorf("storing inline content: %w", err)
 	}
 	return nil
 }
