@@ -325,10 +325,17 @@ func (r *Replicator) Remove(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.accept(ctx, rec); err != nil {
+	if !r.tombs.put(rec) {
+		return nil // a newer record of root is held already
+	}
+	if err := r.persist([]*proto.Removal{rec}); err != nil {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
+	// The local copy goes while the members get the record.
+	var drop sync.WaitGroup
+	drop.Go(func() { r.dropRemoved(ctx, root) })
 	r.spreadRemovals(ctx, pl)
+	drop.Wait()
 	return nil
 }
 
