@@ -61,9 +61,9 @@ type SeedProgress struct {
 // placeOn asks p to hold root and waits for its Done. enc, when not nil,
 // is the encoded manifest sent along, and data, when not nil, the whole
 // (small) content (docs/REPLICATION.md "Inline placement"). With start not
-// nil the responder
-// waits for it after Ready; ready is called once either way (at Ready, or
-// when the placement ends before). progress gets the responder's bytes.
+// nil the responder waits for it after Ready; ready is called once either
+// way (at Ready, or when the placement ends before). progress gets the
+// responder's bytes.
 func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
 	signal := func() {
