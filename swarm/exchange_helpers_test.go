@@ -178,6 +178,20 @@ type progressLog struct {
 	calls int
 }
 
+// fetchWhole fetches root into nd, checks that the content is data and
+// returns the last progress reported.
+func (nd *node) fetchWhole(t testing.TB, root cid.Cid, data []byte) FetchProgress {
+	t.Helper()
+	var pl progressLog
+	if err := nd.x.Fetch(context.Background(), root, pl.record); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(nd.content(t, root), data) {
+		t.Fatal("fetched content differs")
+	}
+	return pl.get()
+}
+
 func (p *progressLog) record(fp FetchProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -304,14 +304,7 @@ func TestDiscoveryThroughDHT(t *testing.T) {
 	if !found[a.h.ID()] || !found[b.h.ID()] || found[hub.h.ID()] {
 		t.Fatalf("holders found: %v", found)
 	}
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g.content(t, root), data) {
-		t.Fatal("fetched content differs")
-	}
-	if p := pl.get(); p.Sources[hub.h.ID().String()] != 0 || len(p.Sources) == 0 {
+	if p := g.fetchWhole(t, root, data); p.Sources[hub.h.ID().String()] != 0 || len(p.Sources) == 0 {
 		t.Errorf("sources %v", p.Sources)
 	}
 	if err := n[0].x.Provide(context.Background(), root); err != nil {

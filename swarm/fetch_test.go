@@ -19,14 +19,7 @@ func TestFetchOneSource(t *testing.T) {
 	root, _ := src.put(t, data)
 	g.connect(t, src)
 
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if got := g.content(t, root); !bytes.Equal(got, data) {
-		t.Fatal("fetched content differs")
-	}
-	p := pl.get()
+	p := g.fetchWhole(t, root, data)
 	if p.Bytes != int64(len(data)) || p.Total != int64(len(data)) || p.Resumed != 0 {
 		t.Errorf("progress %+v, want %d bytes", p, len(data))
 	}
@@ -57,14 +50,7 @@ func TestFetchThreeFullSourcesAllContribute(t *testing.T) {
 	n[3].put(t, data)
 	g.connect(t, n[1:]...)
 
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g.content(t, root), data) {
-		t.Fatal("fetched content differs")
-	}
-	p := pl.get()
+	p := g.fetchWhole(t, root, data)
 	var sum int64
 	for _, s := range n[1:] {
 		b := p.Sources[s.h.ID().String()]
@@ -90,14 +76,7 @@ func TestFetchPartialSources(t *testing.T) {
 	}
 	g.connect(t, n[1], n[2], n[3]) // not the seed
 
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g.content(t, root), data) {
-		t.Fatal("fetched content differs")
-	}
-	p := pl.get()
+	p := g.fetchWhole(t, root, data)
 	for k := range 3 {
 		if got := p.Sources[n[1+k].h.ID().String()]; got != part[k] {
 			t.Errorf("source %d sent %d bytes, holds %d", k, got, part[k])
@@ -139,14 +118,7 @@ func TestFetchLyingSourceDropped(t *testing.T) {
 	liar.x.corrupt.Store(true)
 	g.connect(t, liar, honest)
 
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g.content(t, root), data) {
-		t.Fatal("fetched content differs")
-	}
-	p := pl.get()
+	p := g.fetchWhole(t, root, data)
 	if got := p.Sources[liar.h.ID().String()]; got != 0 {
 		t.Errorf("%d bytes from the liar were stored", got)
 	}
@@ -212,14 +184,7 @@ func TestFetchResumes(t *testing.T) {
 	local := g.copyPart(t, src, root, func(i int) bool { return i%2 == 0 })
 	g.connect(t, src)
 
-	var pl progressLog
-	if err := g.x.Fetch(context.Background(), root, pl.record); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g.content(t, root), data) {
-		t.Fatal("fetched content differs")
-	}
-	p := pl.get()
+	p := g.fetchWhole(t, root, data)
 	if p.Resumed != local {
 		t.Errorf("resumed %d bytes, %d were local", p.Resumed, local)
 	}
