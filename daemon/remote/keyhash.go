@@ -66,23 +66,29 @@ func parseKey(key string) (keyCheck, error) {
 	return kc, nil
 }
 
-// verifyDigest checks a digest of the content (under kc.hashName) and the
-// file's size against what the key says.
-func (kc keyCheck) verifyDigest(path, digest string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
+// check compares a retrieved content's size and digest (under
+// kc.hashName) with what the key says.
+func (kc keyCheck) check(size int64, digest string) error {
+	if kc.size >= 0 && size != kc.size {
+		return fmt.Errorf("retrieved %d bytes, the key says %d", size, kc.size)
 	}
-	if kc.size >= 0 && st.Size() != kc.size {
-		return fmt.Errorf("retrieved %d bytes, the key says %d", st.Size(), kc.size)
-	}
-	if digest != kc.digest {
+	if kc.digest != "" && digest != kc.digest {
 		return fmt.Errorf("retrieved content has %s %s, the key says %s", kc.backend, digest, kc.digest)
 	}
 	return nil
 }
 
-// verifyFile checks the file against what the key says.
+// verifyDigest checks the file's size and a digest of its content that
+// the daemon computed while writing it.
+func (kc keyCheck) verifyDigest(path, digest string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return kc.check(st.Size(), digest)
+}
+
+// verifyFile checks the file against what the key says, hashing it.
 func (kc keyCheck) verifyFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -93,18 +99,13 @@ func (kc keyCheck) verifyFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if kc.size >= 0 && st.Size() != kc.size {
-		return fmt.Errorf("retrieved %d bytes, the key says %d", st.Size(), kc.size)
+	var digest string
+	if kc.digest != "" && (kc.size < 0 || st.Size() == kc.size) {
+		h := kc.newHash()
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("hashing %s: %w", path, err)
+		}
+		digest = hex.EncodeToString(h.Sum(nil))
 	}
-	if kc.digest == "" {
-		return nil
-	}
-	h := kc.newHash()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hashing %s: %w", path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != kc.digest {
-		return fmt.Errorf("retrieved content has %s %s, the key says %s", kc.backend, got, kc.digest)
-	}
-	return nil
+	return kc.check(st.Size(), digest)
 }
