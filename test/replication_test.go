@@ -162,6 +162,18 @@ func memberByName(c *harness.Cluster, name string) *harness.Node {
 	return nil
 }
 
+// otherHolder returns the first holder in w that is not up.
+func otherHolder(t *testing.T, c *harness.Cluster, w client.WhereResult, up *harness.Node) *harness.Node {
+	t.Helper()
+	for _, h := range w.Holders {
+		if h.PeerID != up.PeerID {
+			return memberByName(c, h.Name)
+		}
+	}
+	t.Fatalf("no holder besides %s: %+v", up.Name, w)
+	return nil
+}
+
 // putMany puts files concurrently (bounded) through the client and returns
 // their CIDs.
 func putMany(t *testing.T, n *harness.Node, paths []string, parallel int) []string {
@@ -198,13 +210,7 @@ func TestReplicationRepairsAfterKill(t *testing.T) {
 	root := harness.LastLine(up.MustCLI("put", src))
 	w := waitCopies(t, up, root, 3, time.Minute)
 
-	var victim *harness.Node
-	for _, h := range w.Holders {
-		if h.PeerID != up.PeerID {
-			victim = memberByName(rs.c, h.Name)
-			break
-		}
-	}
+	victim := otherHolder(t, rs.c, w, up)
 	victim.Kill()
 	killed := time.Now()
 	harness.WaitFor(t, 90*time.Second, "3 live copies without the killed holder", func() bool {
@@ -231,13 +237,7 @@ func TestReplicationRemoveReachesOfflineHolder(t *testing.T) {
 	root := harness.LastLine(up.MustCLI("put", src))
 	w := waitCopies(t, up, root, 3, time.Minute)
 
-	var off *harness.Node
-	for _, h := range w.Holders {
-		if h.PeerID != up.PeerID {
-			off = memberByName(rs.c, h.Name)
-			break
-		}
-	}
+	off := otherHolder(t, rs.c, w, up)
 	if err := off.Stop(); err != nil {
 		t.Fatal(err)
 	}
