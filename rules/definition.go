@@ -9,9 +9,15 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Format is the version of the document format this package reads and writes
-// (the `format` field). See docs/RULES.md#fields.
+// Format is the version of the document format this package writes for a
+// definition without erasure coding (the `format` field). See
+// docs/RULES.md#fields.
 const Format = 1
+
+// FormatErasure is the format of a definition whose replication.erasure is
+// set; daemons that read only format 1 refuse it as a whole
+// (docs/RULES.md#format-2-erasure-coding).
+const FormatErasure = 2
 
 // Bounds on a definition. A document past any of them is refused.
 const (
@@ -74,15 +80,21 @@ type Replication struct {
 	CopiesMin int
 	// RepairAfter is how long a missing copy is tolerated before repair starts.
 	RepairAfter time.Duration
-	// Erasure is reserved for erasure coding; format 1 requires it to be zero.
+	// Erasure is the erasure-coding scheme of contents of at least
+	// Erasure.MinSize bytes; the zero value means plain replication of all
+	// contents (docs/ERASURE.md).
 	Erasure Erasure
 }
 
-// Erasure is reserved for erasure coding (data and parity shards). Format 1
-// accepts only zeros, which mean plain replication.
+// Erasure is an erasure-coding scheme: every chunk is coded into Data data
+// shards and Parity parity shards (docs/ERASURE.md). The zero value means
+// none; a set scheme has Data >= 1, Parity >= 1, Data+Parity <= MaxShards.
 type Erasure struct {
 	Data   int
 	Parity int
+	// MinSize is the content size, in bytes, from which contents are coded;
+	// smaller contents stay replicated. 0 codes every content.
+	MinSize int64
 }
 
 // Admin is an admin's OpenPGP public key.
@@ -194,7 +206,11 @@ func (d *Definition) Clone() *Definition {
 
 // Summary returns a short human description: name, ID, version, counts and policy.
 func (d *Definition) Summary() string {
-	return fmt.Sprintf("swarm %s\nid %s\nversion %d\nadmins %d\nmembers %d\npolicy copies=%d copies_min=%d repair_after=%s",
+	s := fmt.Sprintf("swarm %s\nid %s\nversion %d\nadmins %d\nmembers %d\npolicy copies=%d copies_min=%d repair_after=%s",
 		d.Swarm, d.ID, d.Version, len(d.Admins), len(d.Members),
 		d.Replication.Copies, d.Replication.CopiesMin, formatDuration(d.Replication.RepairAfter))
+	if e := d.Replication.Erasure; e.Enabled() {
+		s += fmt.Sprintf(" erasure=%s erasure_min_size=%s", e, FormatSize(e.MinSize))
+	}
+	return s
 }

@@ -100,7 +100,8 @@ func (d *Definition) RemoveAdmin(fpr string) error {
 }
 
 // Set applies one policy assignment KEY=VALUE, where KEY is copies,
-// copies_min or repair_after. The result is checked when signed.
+// copies_min, repair_after, erasure (K+M or none) or erasure_min_size (a
+// size). The result is checked when signed.
 func (d *Definition) Set(assignment string) error {
 	key, value, ok := strings.Cut(assignment, "=")
 	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
@@ -125,8 +126,10 @@ func (d *Definition) Set(assignment string) error {
 			return fmt.Errorf("%w: repair_after=%q: want a duration like 1h or 30m", ErrInvalid, value)
 		}
 		r.RepairAfter = v
+	case "erasure", "erasure_min_size":
+		return r.Erasure.set(key, value)
 	default:
-		return fmt.Errorf("%w: cannot set %q (copies, copies_min, repair_after)", ErrInvalid, key)
+		return fmt.Errorf("%w: cannot set %q (copies, copies_min, repair_after, erasure, erasure_min_size)", ErrInvalid, key)
 	}
 	return nil
 }

@@ -12,8 +12,12 @@ import (
 // what Sign signs. It does not validate d; Sign does.
 func (d *Definition) Encode() []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# annex-swarm swarm definition, format %d (docs/RULES.md)\n", Format)
-	fmt.Fprintf(&b, "format = %d\n", Format)
+	format := Format
+	if d.Replication.Erasure.Enabled() {
+		format = FormatErasure
+	}
+	fmt.Fprintf(&b, "# annex-swarm swarm definition, format %d (docs/RULES.md)\n", format)
+	fmt.Fprintf(&b, "format = %d\n", format)
 	fmt.Fprintf(&b, "swarm = %s\n", tomlQuote(d.Swarm))
 	fmt.Fprintf(&b, "id = %s\n", tomlQuote(d.ID.String()))
 	fmt.Fprintf(&b, "version = %d\n", d.Version)
@@ -23,9 +27,7 @@ func (d *Definition) Encode() []byte {
 	fmt.Fprintf(&b, "copies = %d\n", r.Copies)
 	fmt.Fprintf(&b, "copies_min = %d\n", r.CopiesMin)
 	fmt.Fprintf(&b, "repair_after = %s\n", tomlQuote(formatDuration(r.RepairAfter)))
-	b.WriteString("\n[replication.erasure] # reserved\n")
-	fmt.Fprintf(&b, "data = %d\n", r.Erasure.Data)
-	fmt.Fprintf(&b, "parity = %d\n", r.Erasure.Parity)
+	r.Erasure.encode(&b)
 	for _, a := range d.Admins {
 		b.WriteString("\n[[admin]]\n")
 		if a.Name != "" {

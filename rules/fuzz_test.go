@@ -104,9 +104,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"tampered":  bytes.Replace(s2, []byte("50GiB"), []byte("60GiB"), 1),
 	}
 	write(t, "FuzzVerify", seeds)
+	coded := n.Clone()
+	if err := coded.Set("erasure=4+2"); err != nil {
+		t.Fatal(err)
+	}
 	write(t, "FuzzParse", map[string][]byte{
 		"genesis": v1.Encode(),
 		"v2":      n.Encode(),
+		"erasure": coded.Encode(),
 		"dup":     append(n.Encode(), "\n[[member]]\nname = \"nas\"\n"...),
 		"syntax":  []byte("format = = 1\n"),
 	})

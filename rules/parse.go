@@ -38,8 +38,9 @@ type fileReplication struct {
 }
 
 type fileErasure struct {
-	Data   int64 `toml:"data"`
-	Parity int64 `toml:"parity"`
+	Data    int64   `toml:"data"`
+	Parity  int64   `toml:"parity"`
+	MinSize *string `toml:"min_size"`
 }
 
 type fileAdmin struct {
@@ -119,8 +120,8 @@ func keyLine(body []byte, k toml.Key) int {
 
 // definition converts and validates the written form.
 func (f *fileDoc) definition() (*Definition, error) {
-	if f.Format != Format {
-		return nil, fmt.Errorf("%w: format = %d, this program reads format %d", ErrInvalid, f.Format, Format)
+	if f.Format != Format && f.Format != FormatErasure {
+		return nil, fmt.Errorf("%w: format = %d, this program reads formats %d and %d", ErrInvalid, f.Format, Format, FormatErasure)
 	}
 	d := &Definition{Swarm: f.Swarm, Version: f.Version}
 	var err error
@@ -135,10 +136,9 @@ func (f *fileDoc) definition() (*Definition, error) {
 	if r.Copies < 0 || r.Copies > MaxCopies || r.CopiesMin < 0 || r.CopiesMin > MaxCopies {
 		return nil, fmt.Errorf("%w: replication: copies and copies_min must be between 1 and %d", ErrInvalid, MaxCopies)
 	}
-	d.Replication = Replication{Copies: int(r.Copies), CopiesMin: int(r.CopiesMin),
-		Erasure: Erasure{Data: int(r.Erasure.Data), Parity: int(r.Erasure.Parity)}}
-	if r.Erasure.Data != 0 || r.Erasure.Parity != 0 {
-		return nil, fmt.Errorf("%w: replication.erasure is reserved: data and parity must be 0 in format %d", ErrInvalid, Format)
+	d.Replication = Replication{Copies: int(r.Copies), CopiesMin: int(r.CopiesMin)}
+	if d.Replication.Erasure, err = r.Erasure.erasure(f.Format); err != nil {
+		return nil, err
 	}
 	if d.Replication.RepairAfter, err = time.ParseDuration(r.RepairAfter); err != nil {
 		return nil, fmt.Errorf("%w: replication.repair_after = %q: want a duration like 1h or 30m", ErrInvalid, r.RepairAfter)

@@ -60,10 +60,8 @@ func (r Replication) validate() error {
 		return fmt.Errorf("%w: replication.copies_min = %d, want 1 to copies (%d)", ErrInvalid, r.CopiesMin, r.Copies)
 	case r.RepairAfter <= 0 || r.RepairAfter > maxRepairAfter:
 		return fmt.Errorf("%w: replication.repair_after = %s, want more than 0 and at most %s", ErrInvalid, r.RepairAfter, maxRepairAfter)
-	case r.Erasure != (Erasure{}):
-		return fmt.Errorf("%w: replication.erasure is reserved: data and parity must be 0 in format %d", ErrInvalid, Format)
 	}
-	return nil
+	return r.Erasure.validate()
 }
 
 func (m Member) validate() error {
