@@ -15,11 +15,18 @@ import (
 
 // This file implements docs/MANIFEST.md.
 
-// ManifestVersion is the only manifest version this package reads and writes.
+// ManifestVersion is the manifest version of a replicated content.
 const ManifestVersion = 1
 
+// ManifestVersionErasure is the manifest version of an erasure-coded
+// content (docs/MANIFEST.md#version-2-erasure-coded-contents). This package
+// reads and writes both versions.
+const ManifestVersionErasure = 2
+
 // MaxManifestSize bounds an encoded manifest. At about 45 bytes per chunk it
-// describes some 180 000 chunks, about 180 GiB at the default parameters.
+// describes some 180 000 chunks, about 180 GiB at the default parameters; a
+// coded manifest adds 38 bytes per shard to each chunk (4+2: some 30 000
+// chunks, about 33 GiB).
 const MaxManifestSize = 8 << 20
 
 // MaxKeyLength bounds the git-annex key carried in a manifest.
@@ -28,6 +35,10 @@ const MaxKeyLength = 1024
 // LayoutReplicated is the layout kind of a manifest whose chunks are stored
 // whole on each holder. It is the only kind defined in version 1.
 const LayoutReplicated = "replicated"
+
+// LayoutErasure is the layout kind of a version 2 manifest: every chunk is
+// coded into K data and M parity shards (docs/ERASURE.md#layout).
+const LayoutErasure = "erasure"
 
 // ErrBadManifest is wrapped by every error about a malformed or
 // non-canonical manifest.
@@ -46,8 +57,8 @@ type Manifest struct {
 
 // Layout says how the chunks are spread over holders.
 type Layout struct {
-	Kind string // LayoutReplicated
-	K, M int    // reserved for erasure coding; 0 for LayoutReplicated
+	Kind string // LayoutReplicated (version 1) or LayoutErasure (version 2)
+	K, M int    // data and parity shards for LayoutErasure; 0 for LayoutReplicated
 }
 
 // ChunkRef is one chunk of a file: its CID and where it sits in the file.
@@ -55,6 +66,9 @@ type ChunkRef struct {
 	CID    cid.Cid
 	Offset int64
 	Length uint32
+	// Shards are the CIDs of the chunk's K+M shards (see EncodeChunk) in a
+	// version 2 manifest; nil in version 1.
+	Shards []cid.Cid
 }
 
 // Wire forms: fixed-length CBOR arrays (docs/MANIFEST.md#encoding).
@@ -78,6 +92,25 @@ type wireChunk struct {
 	CID    []byte
 	Offset uint64
 	Length uint32
+}
+
+// Version 2 (docs/MANIFEST.md#version-2-erasure-coded-contents): each chunk
+// entry gains the array of its shard CIDs.
+type wireManifest2 struct {
+	_       struct{} `cbor:",toarray"`
+	Version uint64
+	Size    uint64
+	Key     string
+	Layout  wireLayout
+	Chunks  []wireChunk2
+}
+
+type wireChunk2 struct {
+	_      struct{} `cbor:",toarray"`
+	CID    []byte
+	Offset uint64
+	Length uint32
+	Shards [][]byte
 }
 
 // manifestCodec holds the CBOR modes; both are immutable once built.
@@ -112,17 +145,28 @@ func (m *Manifest) Encode() ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	w := wireManifest{
-		Version: uint64(m.Version),
-		Size:    uint64(m.Size),
-		Key:     m.Key,
-		Layout:  wireLayout{Kind: m.Layout.Kind, K: uint64(m.Layout.K), M: uint64(m.Layout.M)},
-		Chunks:  make([]wireChunk, len(m.Chunks)),
+	layout := wireLayout{Kind: m.Layout.Kind, K: uint64(m.Layout.K), M: uint64(m.Layout.M)}
+	var w any
+	if m.Version == ManifestVersionErasure {
+		w2 := &wireManifest2{Version: uint64(m.Version), Size: uint64(m.Size), Key: m.Key, Layout: layout,
+			Chunks: make([]wireChunk2, len(m.Chunks))}
+		for i, c := range m.Chunks {
+			shards := make([][]byte, len(c.Shards))
+			for j, s := range c.Shards {
+				shards[j] = s.Bytes()
+			}
+			w2.Chunks[i] = wireChunk2{CID: c.CID.Bytes(), Offset: uint64(c.Offset), Length: c.Length, Shards: shards}
+		}
+		w = w2
+	} else {
+		w1 := &wireManifest{Version: uint64(m.Version), Size: uint64(m.Size), Key: m.Key, Layout: layout,
+			Chunks: make([]wireChunk, len(m.Chunks))}
+		for i, c := range m.Chunks {
+			w1.Chunks[i] = wireChunk{CID: c.CID.Bytes(), Offset: uint64(c.Offset), Length: c.Length}
+		}
+		w = w1
 	}
-	for i, c := range m.Chunks {
-		w.Chunks[i] = wireChunk{CID: c.CID.Bytes(), Offset: uint64(c.Offset), Length: c.Length}
-	}
-	b, err := codec.enc.Marshal(&w)
+	b, err := codec.enc.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encoding manifest: %w", err)
 	}
@@ -159,32 +203,18 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	if len(head) == 0 || codec.dec.Unmarshal(head[0], &version) != nil {
 		return nil, fmt.Errorf("%w: no version", ErrBadManifest)
 	}
-	if version != ManifestVersion {
+	var m *Manifest
+	var err error
+	switch version {
+	case ManifestVersion:
+		m, err = decodeV1(b)
+	case ManifestVersionErasure:
+		m, err = decodeV2(b)
+	default:
 		return nil, fmt.Errorf("%w: unsupported version %d", ErrBadManifest, version)
 	}
-	var w wireManifest
-	if err := codec.dec.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
-	}
-	if w.Size > math.MaxInt64 || w.Layout.K > math.MaxInt32 || w.Layout.M > math.MaxInt32 {
-		return nil, fmt.Errorf("%w: number out of range", ErrBadManifest)
-	}
-	m := &Manifest{
-		Version: uint(w.Version),
-		Size:    int64(w.Size),
-		Key:     w.Key,
-		Layout:  Layout{Kind: w.Layout.Kind, K: int(w.Layout.K), M: int(w.Layout.M)},
-		Chunks:  make([]ChunkRef, len(w.Chunks)),
-	}
-	for i, c := range w.Chunks {
-		id, err := cidFromBytes(c.CID, cid.Raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: chunk %d: %w", ErrBadManifest, i, err)
-		}
-		if c.Offset > math.MaxInt64 {
-			return nil, fmt.Errorf("%w: chunk %d: offset out of range", ErrBadManifest, i)
-		}
-		m.Chunks[i] = ChunkRef{CID: id, Offset: int64(c.Offset), Length: c.Length}
+	if err != nil {
+		return nil, err
 	}
 	again, err := m.Encode()
 	if err != nil {
@@ -196,9 +226,77 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	return m, nil
 }
 
+func decodeV1(b []byte) (*Manifest, error) {
+	var w wireManifest
+	if err := codec.dec.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	m, err := newDecoded(w.Version, w.Size, w.Key, w.Layout, len(w.Chunks))
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range w.Chunks {
+		if m.Chunks[i], err = decodeRef(i, c.CID, c.Offset, c.Length); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func decodeV2(b []byte) (*Manifest, error) {
+	var w wireManifest2
+	if err := codec.dec.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	m, err := newDecoded(w.Version, w.Size, w.Key, w.Layout, len(w.Chunks))
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range w.Chunks {
+		if m.Chunks[i], err = decodeRef(i, c.CID, c.Offset, c.Length); err != nil {
+			return nil, err
+		}
+		if len(c.Shards) > MaxShards {
+			return nil, fmt.Errorf("%w: chunk %d lists %d shards, over %d", ErrBadManifest, i, len(c.Shards), MaxShards)
+		}
+		m.Chunks[i].Shards = make([]cid.Cid, len(c.Shards))
+		for j, s := range c.Shards {
+			if m.Chunks[i].Shards[j], err = cidFromBytes(s, cid.Raw); err != nil {
+				return nil, fmt.Errorf("%w: chunk %d shard %d: %w", ErrBadManifest, i, j, err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// newDecoded starts a decoded manifest from the fields both versions share.
+func newDecoded(version, size uint64, key string, l wireLayout, chunks int) (*Manifest, error) {
+	if size > math.MaxInt64 || l.K > math.MaxInt32 || l.M > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: number out of range", ErrBadManifest)
+	}
+	return &Manifest{
+		Version: uint(version),
+		Size:    int64(size),
+		Key:     key,
+		Layout:  Layout{Kind: l.Kind, K: int(l.K), M: int(l.M)},
+		Chunks:  make([]ChunkRef, chunks),
+	}, nil
+}
+
+func decodeRef(i int, id []byte, offset uint64, length uint32) (ChunkRef, error) {
+	c, err := cidFromBytes(id, cid.Raw)
+	if err != nil {
+		return ChunkRef{}, fmt.Errorf("%w: chunk %d: %w", ErrBadManifest, i, err)
+	}
+	if offset > math.MaxInt64 {
+		return ChunkRef{}, fmt.Errorf("%w: chunk %d: offset out of range", ErrBadManifest, i)
+	}
+	return ChunkRef{CID: c, Offset: int64(offset), Length: length}, nil
+}
+
 // validate checks the rules of docs/MANIFEST.md#validation.
 func (m *Manifest) validate() error {
-	if m.Version != ManifestVersion {
+	if m.Version != ManifestVersion && m.Version != ManifestVersionErasure {
 		return fmt.Errorf("%w: unsupported version %d", ErrBadManifest, m.Version)
 	}
 	if m.Size < 0 {
@@ -207,8 +305,8 @@ func (m *Manifest) validate() error {
 	if err := ValidateKey(m.Key); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadManifest, err)
 	}
-	if m.Layout.Kind != LayoutReplicated || m.Layout.K != 0 || m.Layout.M != 0 {
-		return fmt.Errorf("%w: unknown layout %q k=%d m=%d", ErrBadManifest, m.Layout.Kind, m.Layout.K, m.Layout.M)
+	if err := m.validateLayout(); err != nil {
+		return err
 	}
 	var off int64
 	for i, c := range m.Chunks {
@@ -220,6 +318,9 @@ func (m *Manifest) validate() error {
 		}
 		if c.Length == 0 || c.Length > MaxChunkSize {
 			return fmt.Errorf("%w: chunk %d has length %d", ErrBadManifest, i, c.Length)
+		}
+		if err := m.validateShards(i, c); err != nil {
+			return err
 		}
 		off += int64(c.Length)
 		if off > m.Size {

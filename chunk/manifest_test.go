@@ -127,6 +127,11 @@ func FuzzDecodeManifest(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+		c, err := buildCoded(f, chunktest.Content(uint64(n), n), "WORM-s1--x", 4, 2).Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := chunk.DecodeManifest(b)
