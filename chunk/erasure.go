@@ -37,7 +37,7 @@ func coder(k, m int) (reedsolomon.Encoder, error) {
 	if c, ok := coders.Load(key); ok {
 		return c.(reedsolomon.Encoder), nil
 	}
-	c, err := reedsolomon.New(k, m)
+	c, err := reedsolomon.New(k, m, reedsolomon.WithMaxGoroutines(1))
 	if err != nil {
 		return nil, fmt.Errorf("making a %d+%d coder: %w", k, m, err)
 	}
@@ -51,9 +51,18 @@ func ShardSize(length, k int) int { return (length + k - 1) / k }
 
 // EncodeShards codes one chunk into k+m shards of ShardSize(len(data), k)
 // bytes each: shards 0..k-1 are the chunk's bytes in order, the last one
-// zero-padded, and shards k..k+m-1 are parity. The result does not alias
-// data; identical chunks give identical shards.
+// zero-padded, and shards k..k+m-1 are parity. Identical chunks give
+// identical shards. The data shards that are whole slices of data alias it
+// (no copy), so the shards are valid only as long as data is.
 func EncodeShards(data []byte, k, m int) ([][]byte, error) {
+	return EncodeShardsInto(nil, data, k, m)
+}
+
+// EncodeShardsInto is EncodeShards writing the padded last data shard and
+// the parity shards into buf when its capacity allows (a reused buffer of
+// (m+1) × ShardSize bytes, so that coding many chunks allocates nothing), else
+// into a new buffer. The shards alias data and buf.
+func EncodeShardsInto(buf, data []byte, k, m int) ([][]byte, error) {
 	rs, err := coder(k, m)
 	if err != nil {
 		return nil, err
@@ -62,11 +71,22 @@ func EncodeShards(data []byte, k, m int) ([][]byte, error) {
 		return nil, fmt.Errorf("coding a chunk of %d bytes: want 1 to %d", len(data), MaxChunkSize)
 	}
 	size := ShardSize(len(data), k)
-	buf := make([]byte, (k+m)*size)
-	copy(buf, data)
+	full := len(data) / size // data shards that are whole slices of data
+	if need := (k + m - full) * size; cap(buf) >= need {
+		buf = buf[:need]
+		clear(buf[copy(buf, data[full*size:]):])
+	} else {
+		buf = make([]byte, need)
+		copy(buf, data[full*size:])
+	}
 	shards := make([][]byte, k+m)
 	for i := range shards {
-		shards[i] = buf[i*size : (i+1)*size : (i+1)*size]
+		if i < full {
+			shards[i] = data[i*size : (i+1)*size : (i+1)*size]
+		} else {
+			j := i - full
+			shards[i] = buf[j*size : (j+1)*size : (j+1)*size]
+		}
 	}
 	if err := rs.Encode(shards); err != nil {
 		return nil, fmt.Errorf("coding a chunk of %d bytes: %w", len(data), err)
