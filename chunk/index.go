@@ -138,15 +138,22 @@ func addRef(tx *bolt.Tx, key []byte, delta int) (uint64, error) {
 	return uint64(n), tx.Bucket(bucketRefs).Put(key, u64(uint64(n)))
 }
 
-// distinctChunks returns the binary CIDs of m's chunks, each once.
+// distinctChunks returns the binary CIDs of m's chunks, each once; for a
+// coded manifest also those of its shards, so that a recorded manifest keeps
+// the shards a holder stores (docs/STORE.md#shards).
 func distinctChunks(m *Manifest) [][]byte {
 	seen := make(map[string]bool, len(m.Chunks))
 	var out [][]byte
 	for _, c := range m.Chunks {
-		k := c.CID.KeyString()
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, []byte(k))
+		keys := []string{c.CID.KeyString()}
+		for _, sh := range c.Shards {
+			keys = append(keys, sh.KeyString())
+		}
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, []byte(k))
+			}
 		}
 	}
 	return out
