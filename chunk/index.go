@@ -140,7 +140,7 @@ func addRef(tx *bolt.Tx, key []byte, delta int) (uint64, error) {
 
 // distinctChunks returns the binary CIDs of m's chunks, each once; for a
 // coded manifest also those of its shards, so that a recorded manifest keeps
-// the shards a holder stores (docs/STORE.md#shards).
+// the shards a holder stores (docs/ERASURE.md#store).
 func distinctChunks(m *Manifest) [][]byte {
 	seen := make(map[string]bool, len(m.Chunks))
 	var out [][]byte

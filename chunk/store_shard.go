@@ -10,7 +10,7 @@ import (
 )
 
 // This file implements the shard holder's part of the store
-// (docs/STORE.md#shards, docs/ERASURE.md#holders). A shard is stored exactly
+// (docs/ERASURE.md#store). A shard is stored exactly
 // as a chunk is: a content-addressed file under chunks/, verified on write
 // and on read, counted against the limit, stored once however many contents
 // list it. A recorded coded manifest references the CIDs of its chunks and
