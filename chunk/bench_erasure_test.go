@@ -73,6 +73,19 @@ func BenchmarkErasure(b *testing.B) {
 				}
 			}
 		})
+		b.Run(fmt.Sprintf("DecodeChunkInto/missing%d", missing), func(b *testing.B) { // the same into a reused buffer
+			b.SetBytes(size)
+			buf := make([]byte, size)
+			for range b.N {
+				in := slices.Clone(shards)
+				for i := range missing {
+					in[i] = nil
+				}
+				if _, err := chunk.DecodeChunkInto(buf, ref, in, k, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("DecodeChunk/missing%d", missing), func(b *testing.B) { // plus joining and verifying the chunk
 			b.SetBytes(size)
 			for range b.N {

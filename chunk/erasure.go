@@ -141,18 +141,14 @@ func checkShards(ref ChunkRef, shards [][]byte, k, m int) error {
 // each shard against its CID on arrival (VerifyChunk) so that this names no
 // one. Fewer than k shards give ErrTooFewShards.
 func DecodeChunk(ref ChunkRef, shards [][]byte, k, m int) ([]byte, error) {
-	data, err := reconstructData(ref, shards, k, m)
-	if err != nil {
-		return nil, err
-	}
-	if err := VerifyChunk(ref.CID, data); err != nil {
-		return nil, fmt.Errorf("decoding chunk from %d+%d shards: %w", k, m, err)
-	}
-	return data, nil
+	return DecodeChunkInto(nil, ref, shards, k, m)
 }
 
-// reconstructData is DecodeChunk without the final verification.
-func reconstructData(ref ChunkRef, shards [][]byte, k, m int) ([]byte, error) {
+// DecodeChunkInto is DecodeChunk writing the chunk into buf when its
+// capacity allows (k × ShardSize bytes, reused across chunks so that a get
+// allocates nothing per chunk), else into a new buffer. The missing data
+// shards are rebuilt in place in the result.
+func DecodeChunkInto(buf []byte, ref ChunkRef, shards [][]byte, k, m int) ([]byte, error) {
 	rs, err := coder(k, m)
 	if err != nil {
 		return nil, err
@@ -160,21 +156,33 @@ func reconstructData(ref ChunkRef, shards [][]byte, k, m int) ([]byte, error) {
 	if err := checkShards(ref, shards, k, m); err != nil {
 		return nil, err
 	}
-	work := shards
-	for _, s := range shards[:k] {
-		if s == nil {
-			work = append([][]byte(nil), shards...)
-			if err := rs.ReconstructData(work); err != nil {
-				return nil, fmt.Errorf("decoding chunk %s: %w", ref.CID, err)
-			}
-			break
+	size := ShardSize(int(ref.Length), k)
+	if cap(buf) < k*size {
+		buf = make([]byte, k*size)
+	}
+	out := buf[:k*size]
+	work := make([][]byte, k+m)
+	copy(work[k:], shards[k:])
+	missing := false
+	for i, sh := range shards[:k] {
+		if sh == nil {
+			work[i] = out[i*size : i*size : (i+1)*size] // empty: the coder fills it in place
+			missing = true
+			continue
+		}
+		work[i] = out[i*size : (i+1)*size]
+		copy(work[i], sh)
+	}
+	if missing {
+		if err := rs.ReconstructData(work); err != nil {
+			return nil, fmt.Errorf("decoding chunk %s: %w", ref.CID, err)
 		}
 	}
-	data := make([]byte, 0, ShardSize(int(ref.Length), k)*k)
-	for _, s := range work[:k] {
-		data = append(data, s...)
+	data := out[:ref.Length]
+	if err := VerifyChunk(ref.CID, data); err != nil {
+		return nil, fmt.Errorf("decoding chunk from %d+%d shards: %w", k, m, err)
 	}
-	return data[:ref.Length], nil
+	return data, nil
 }
 
 // RebuildShards fills in every missing shard of a chunk (data and parity)

@@ -100,6 +100,10 @@ func TestEncodeDecodeChunk(t *testing.T) {
 					if err != nil || !bytes.Equal(got, data) {
 						t.Fatalf("missing %v: %v", missing, err)
 					}
+					dirty := bytes.Repeat([]byte{0xff}, k*size)
+					if got, err := chunk.DecodeChunkInto(dirty, ref, in, k, m); err != nil || !bytes.Equal(got, data) || &got[0] != &dirty[0] {
+						t.Fatalf("DecodeChunkInto a used buffer, missing %v: %v", missing, err)
+					}
 					for i := range in {
 						if (in[i] == nil) != slices.Contains(missing, i) {
 							t.Fatalf("missing %v: DecodeChunk changed the caller's shards", missing)
