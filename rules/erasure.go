@@ -11,7 +11,7 @@ import (
 
 // MaxShards bounds data + parity. Every shard of a content goes to its own
 // storage member, every chunk entry of a coded manifest lists one 36-byte
-// CID per shard (at 32 shards a manifest still describes some 6 GiB), and a
+// CID per shard (at 32 shards a manifest still describes some 7 GiB), and a
 // holder's set of shard indexes fits in a uint32.
 const MaxShards = 32
 

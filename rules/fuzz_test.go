@@ -95,19 +95,24 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	coded := n.Next()
+	if err := coded.Set("erasure=4+2"); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := alice.Sign(coded, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mallory, _ := newSigner(t, "mallory")
 	seeds := map[string][]byte{
 		"genesis":   s1,
 		"v2":        s2,
+		"erasure":   s3,
 		"truncated": s2[:len(s2)/2],
 		"nonadmin":  signRaw(t, mallory, string(n.Encode())),
 		"tampered":  bytes.Replace(s2, []byte("50GiB"), []byte("60GiB"), 1),
 	}
 	write(t, "FuzzVerify", seeds)
-	coded := n.Clone()
-	if err := coded.Set("erasure=4+2"); err != nil {
-		t.Fatal(err)
-	}
 	write(t, "FuzzParse", map[string][]byte{
 		"genesis": v1.Encode(),
 		"v2":      n.Encode(),
