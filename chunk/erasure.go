@@ -18,8 +18,8 @@ import (
 // bound on the policy (docs/ERASURE.md#layout).
 const MaxShards = 32
 
-// ErrTooFewShards is returned by DecodeChunk and RebuildShards when fewer
-// than k shards of a chunk are present.
+// ErrTooFewShards is returned by DecodeChunk, DecodeChunkInto and
+// RebuildShards when fewer than k shards of a chunk are present.
 var ErrTooFewShards = errors.New("chunk: too few shards to rebuild the chunk")
 
 // coders caches one Reed-Solomon coder per k+m; they are safe for
@@ -94,8 +94,9 @@ func EncodeShardsInto(buf, data []byte, k, m int) ([][]byte, error) {
 	return shards, nil
 }
 
-// EncodeChunk codes one chunk as EncodeShards does and returns the shards with
-// their CIDs (CIDv1 raw sha2-256, the form of a chunk CID).
+// EncodeChunk codes one chunk as EncodeShards does (the data shards alias
+// data) and returns the shards with their CIDs (CIDv1 raw sha2-256, the
+// form of a chunk CID).
 func EncodeChunk(data []byte, k, m int) ([][]byte, []cid.Cid, error) {
 	shards, err := EncodeShards(data, k, m)
 	if err != nil {
