@@ -40,11 +40,11 @@ func (r FsckReport) Clean() bool {
 func (s *Store) Fsck(ctx context.Context, repair bool) (FsckReport, error) {
 	var rep FsckReport
 	var ids []cid.Cid
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketChunks).ForEach(func(k, _ []byte) error {
 			id, err := cidFromBytes(k, cid.Raw)
 			if err != nil {
-				return fmt.Errorf("index lists %x: %w", k, err)
+				return fmt.Errorf("%w: index lists %x: %w", ErrIndexDamaged, k, err)
 			}
 			ids = append(ids, id)
 			return nil
@@ -143,7 +143,7 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 			real.manifests++
 			m, err := DecodeManifest(v[1:])
 			if err != nil {
-				return fmt.Errorf("manifest %x: %w", k, err)
+				return fmt.Errorf("%w: manifest %x: %w", ErrIndexDamaged, k, err)
 			}
 			for _, ch := range m.Chunks {
 				if _, ok := chunkSize(tx, ch.CID.Bytes()); !ok {
@@ -198,7 +198,7 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 	if repair {
 		err = s.update(fn)
 	} else {
-		err = s.db.View(func(tx *bolt.Tx) error {
+		err = s.view(func(tx *bolt.Tx) error {
 			c := readCounters(tx)
 			return fn(tx, &c)
 		})
