@@ -182,8 +182,32 @@ func checkPages(f io.ReaderAt, size int64, m boltMeta) error {
 	if err := check("root", m.root, func(fl uint16) bool { return fl == boltBranchFlag || fl == boltLeafFlag }); err != nil {
 		return err
 	}
-	if m.freelist != boltNoFreelist {
-		return check("freelist", m.freelist, func(fl uint16) bool { return fl == boltFreelistFlag })
+	if m.freelist == boltNoFreelist {
+		return nil
+	}
+	if err := check("freelist", m.freelist, func(fl uint16) bool { return fl == boltFreelistFlag }); err != nil {
+		return err
+	}
+	return checkFreelist(f, m)
+}
+
+// checkFreelist checks that the page ids the freelist page lists fit in
+// its pages: bbolt copies them from the mapping without a bound.
+func checkFreelist(f io.ReaderAt, m boltMeta) error {
+	ps := int64(m.pageSize)
+	var h [boltPageHeader + 8]byte
+	if err := readAt(f, h[:], int64(m.freelist)*ps); err != nil {
+		return fmt.Errorf("freelist page %d: %w", m.freelist, err)
+	}
+	count := uint64(binary.LittleEndian.Uint16(h[10:]))
+	start := uint64(boltPageHeader)
+	if count == 0xFFFF { // the real count is the first element
+		count = binary.LittleEndian.Uint64(h[boltPageHeader:])
+		start += 8
+	}
+	room := (uint64(binary.LittleEndian.Uint32(h[12:])) + 1) * uint64(ps)
+	if count > room/8 || start+count*8 > room {
+		return fmt.Errorf("freelist page %d lists %d pages, more than it holds", m.freelist, count)
 	}
 	return nil
 }
