@@ -1,14 +1,18 @@
 package chunk_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	bolt "go.etcd.io/bbolt"
@@ -351,4 +355,81 @@ func TestFreshStoreNotDamage(t *testing.T) {
 	}
 	s = openStore(t, dir, chunk.Options{})
 	s.Close()
+}
+
+const rebuildDirEnv = "CHUNK_REBUILD_DIR"
+
+// TestHelperRebuild is the child of TestRebuildKilled: it rebuilds the
+// index of the store in its folder over and over until it is killed.
+func TestHelperRebuild(t *testing.T) {
+	dir := os.Getenv(rebuildDirEnv)
+	if dir == "" {
+		t.Skip("run by TestRebuildKilled")
+	}
+	fmt.Println("ready")
+	for {
+		if _, err := chunk.RebuildIndex(context.Background(), dir, chunk.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRebuildKilled kills a rebuild with SIGKILL at random moments: the
+// store then opens or says its index is damaged, and rebuilds again to
+// every content whole.
+func TestRebuildKilled(t *testing.T) {
+	if os.Getenv(rebuildDirEnv) != "" {
+		t.Skip("in the helper")
+	}
+	f := fillStore(t, 40)
+	if err := os.Remove(filepath.Join(f.dir, "index.db")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.rebuild(t)
+	took := time.Since(start)
+	if err := os.Remove(filepath.Join(f.dir, "index.db")); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	opened := 0
+	for round := range 5 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRebuild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), rebuildDirEnv+"="+f.dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: helper did not start: %q %v", round, line, err)
+		}
+		// The random moment of the kill is the point of the test.
+		// Within about the first rebuild, which starts from no index.
+		<-time.After(time.Duration(rng.Int64N(int64(took) * 3 / 2)))
+		cmd.Process.Kill()
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("round %d: helper ended before it was killed", round)
+		}
+		s, err := chunk.Open(f.dir, chunk.Options{})
+		switch {
+		case err == nil:
+			opened++
+			s.Close()
+		case !errors.Is(err, chunk.ErrIndexDamaged):
+			t.Fatalf("round %d: after a killed rebuild: %v", round, err)
+		default:
+			f.rebuild(t)
+		}
+		f.check(t)
+		if round%2 == 0 { // start the next round from a missing index again
+			os.Remove(filepath.Join(f.dir, "index.db"))
+		}
+	}
+	t.Logf("a rebuild takes %v; %d of 5 killed rebuilds left an index that opened", took, opened)
 }
