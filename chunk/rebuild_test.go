@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
@@ -432,4 +433,57 @@ func TestRebuildKilled(t *testing.T) {
 		}
 	}
 	t.Logf("a rebuild takes %v; %d of 5 killed rebuilds left an index that opened", took, opened)
+}
+
+// TestFsckObjects: fsck reports a manifest object nothing records (a Put
+// killed before its index transaction) and a recorded manifest whose object
+// is gone; repair removes the first and writes the second.
+func TestFsckObjects(t *testing.T) {
+	ctx := context.Background()
+	f := fillStore(t, 4)
+	var victim cid.Cid
+	for root := range f.whole {
+		victim = root
+		break
+	}
+	obj := findObject(t, f.dir, "manifests", victim)
+	enc, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	// A manifest object of a Put killed before its index transaction.
+	dh, err := multihash.Decode(f.removed.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(f.dir, "manifests", fmt.Sprintf("%02x", dh.Digest[0]), f.removed.String())
+	if err := os.WriteFile(stray, []byte("whatever"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, f.dir, chunk.Options{})
+	rep, err := s.Fsck(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Unbacked) != 1 || rep.Unbacked[0] != victim {
+		t.Fatalf("fsck unbacked %v, want %s", rep.Unbacked, victim)
+	}
+	if len(rep.Orphans) != 1 || rep.Orphans[0] != stray {
+		t.Fatalf("fsck orphans %v, want %s", rep.Orphans, stray)
+	}
+	if _, err := s.Fsck(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(obj); err != nil || !bytes.Equal(got, enc) {
+		t.Fatalf("repair did not write the manifest object back: %v", err)
+	}
+	if rep, err := s.Fsck(ctx, false); err != nil || !rep.Clean() {
+		t.Fatalf("fsck after repair: %+v %v", rep, err)
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Fatalf("repair left the orphaned manifest object: %v", err)
+	}
 }
