@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -150,37 +151,45 @@ func (d dirObjects) Quarantined(ctx context.Context) (int64, error) {
 	return int64(len(names)), err
 }
 
-// hasObjects reports whether any chunk or manifest object is stored, reading
-// at most one name per folder.
+// hasObjects reports whether any chunk or manifest object is stored,
+// reading a few names per folder at most.
 func hasObjects(dir string) (bool, error) {
 	for _, top := range objectFolders[:ObjectPin] {
 		for i := range 256 {
-			f, err := os.Open(filepath.Join(dir, top, fmt.Sprintf("%02x", i)))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return false, err
-			}
-			for {
-				names, err := f.Readdirnames(16)
-				found := false
-				for _, n := range names {
-					if !strings.HasPrefix(n, tempPrefix) {
-						found = true
-					}
-				}
-				if found || err != nil || len(names) == 0 {
-					f.Close()
-					if found {
-						return true, nil
-					}
-					break
-				}
+			found, err := hasObject(filepath.Join(dir, top, fmt.Sprintf("%02x", i)))
+			if found || err != nil {
+				return found, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// hasObject reports whether a folder holds a file other than a temporary
+// one; a missing folder holds none.
+func hasObject(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(16)
+		for _, n := range names {
+			if !strings.HasPrefix(n, tempPrefix) {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // writeObject writes data as an object: temporary file in its folder,
