@@ -487,3 +487,39 @@ func TestFsckObjects(t *testing.T) {
 		t.Fatalf("repair left the orphaned manifest object: %v", err)
 	}
 }
+
+// TestMigrateFormat1 opens a store as format 1 left it (manifests only in
+// the index): Open writes the manifest objects and pin markers, so that a
+// rebuild afterwards finds every content.
+func TestMigrateFormat1(t *testing.T) {
+	f := fillStore(t, 6)
+	for _, top := range []string{"manifests", "pins"} {
+		if err := os.RemoveAll(filepath.Join(f.dir, top)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := bolt.Open(filepath.Join(f.dir, "index.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, f.dir, chunk.Options{})
+	s.Close()
+	for root := range f.whole {
+		findObject(t, f.dir, "manifests", root)
+	}
+	for root := range f.pinned {
+		findObject(t, f.dir, "pins", root)
+	}
+	if err := os.Remove(filepath.Join(f.dir, "index.db")); err != nil {
+		t.Fatal(err)
+	}
+	f.rebuild(t)
+	f.check(t)
+}
