@@ -23,6 +23,7 @@ type FsckReport struct {
 	Orphans      []string  // files under chunks/ that the index does not list
 	Unreferenced []cid.Cid // chunks held that no manifest references
 	Incomplete   []cid.Cid // manifests with chunks missing (after quarantine)
+	Unbacked     []cid.Cid // manifests recorded without their object (docs/STORE.md#objects)
 	Counters     bool      // the counters disagreed with the index
 	Repaired     bool      // orphans and unreferenced chunks were removed, counters fixed
 }
@@ -30,21 +31,24 @@ type FsckReport struct {
 // Clean reports whether Fsck found nothing wrong. Incomplete manifests are
 // not wrong in themselves (partial holding) and do not count.
 func (r FsckReport) Clean() bool {
-	return len(r.Corrupt) == 0 && len(r.Orphans) == 0 && len(r.Unreferenced) == 0 && !r.Counters
+	return len(r.Corrupt) == 0 && len(r.Orphans) == 0 && len(r.Unreferenced) == 0 && len(r.Unbacked) == 0 && !r.Counters
 }
 
 // Fsck reads and verifies every chunk (quarantining the corrupt ones), looks
-// for orphaned files, unreferenced chunks, incomplete manifests and wrong
-// counters. With repair it deletes orphans and unreferenced chunks and
-// rewrites the counters.
+// for orphaned files (chunks, manifest objects and pin markers nothing
+// records), unreferenced chunks, incomplete manifests, manifests without
+// their object and wrong counters. With repair it deletes orphans and
+// unreferenced chunks, writes the missing manifest objects from the index
+// and rewrites the counters. A damaged index is an error wrapping
+// ErrIndexDamaged (RebuildIndex repairs it).
 func (s *Store) Fsck(ctx context.Context, repair bool) (FsckReport, error) {
 	var rep FsckReport
 	var ids []cid.Cid
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketChunks).ForEach(func(k, _ []byte) error {
 			id, err := cidFromBytes(k, cid.Raw)
 			if err != nil {
-				return fmt.Errorf("index lists %x: %w", k, err)
+				return fmt.Errorf("%w: index lists %x: %w", ErrIndexDamaged, k, err)
 			}
 			ids = append(ids, id)
 			return nil
@@ -75,44 +79,65 @@ func (s *Store) Fsck(ctx context.Context, repair bool) (FsckReport, error) {
 	if err := s.fsckIndex(ctx, repair, &rep); err != nil {
 		return rep, err
 	}
+	if repair {
+		if err := s.writeUnbacked(ctx, rep.Unbacked); err != nil {
+			return rep, err
+		}
+	}
 	rep.Repaired = repair
 	return rep, nil
 }
 
-// fsckOrphans finds files under chunks/ that are neither indexed nor held by
+// fsckOrphans finds the object files that are neither indexed nor held by
 // a write in flight, and deletes them with repair.
 func (s *Store) fsckOrphans(ctx context.Context, repair bool, rep *FsckReport) error {
-	for i := range 256 {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("fsck: %w", err)
-		}
-		dir := filepath.Join(s.dir, "chunks", fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("fsck: %w", err)
-		}
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), tempPrefix) {
-				continue // a write in flight; Open removes leftovers
+	for kind, top := range objectFolders {
+		for i := range 256 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("fsck: %w", err)
 			}
-			path := filepath.Join(dir, e.Name())
-			if err := s.checkOrphan(path, e.Name(), repair, rep); err != nil {
-				return err
+			dir := filepath.Join(s.dir, top, fmt.Sprintf("%02x", i))
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				return fmt.Errorf("fsck: %w", err)
+			}
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), tempPrefix) {
+					continue // a write in flight; Open removes leftovers
+				}
+				path := filepath.Join(dir, e.Name())
+				if err := s.checkOrphan(ObjectKind(kind), path, e.Name(), repair, rep); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func (s *Store) checkOrphan(path, name string, repair bool, rep *FsckReport) error {
+// recorded reports whether the index records the object: a chunk held, a
+// manifest recorded, a pin of a pinned manifest.
+func (s *Store) recorded(kind ObjectKind, id cid.Cid) (bool, error) {
+	if kind == ObjectChunk {
+		_, ok, err := s.present(id.Bytes())
+		return ok, err
+	}
+	flags, ok, err := s.manifestFlags(id)
+	if kind == ObjectPin {
+		ok = ok && flags&flagPinned != 0
+	}
+	return ok, err
+}
+
+func (s *Store) checkOrphan(kind ObjectKind, path, name string, repair bool, rep *FsckReport) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, err := cid.Decode(name)
-	if err == nil && IsChunkCID(id) && path == s.chunkPath(id) {
+	id, ok := objectID(kind, name)
+	if ok && path == objectPath(s.dir, kind, id) {
 		if s.holds[id.KeyString()] > 0 {
 			return nil
 		}
-		_, ok, err := s.present(id.Bytes())
+		ok, err := s.recorded(kind, id)
 		if err != nil {
 			return fmt.Errorf("fsck: %w", err)
 		}
@@ -136,18 +161,21 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 	defer s.mu.Unlock()
 	var freed []cid.Cid
 	fn := func(tx *bolt.Tx, c *counters) error {
-		rep.Incomplete, rep.Unreferenced, freed = nil, nil, nil
+		rep.Incomplete, rep.Unreferenced, rep.Unbacked, freed = nil, nil, nil, nil
 		var real counters
 		real.corrupt = c.corrupt
 		err := tx.Bucket(bucketManifests).ForEach(func(k, v []byte) error {
 			real.manifests++
 			m, err := DecodeManifest(v[1:])
 			if err != nil {
-				return fmt.Errorf("manifest %x: %w", k, err)
+				return fmt.Errorf("%w: manifest %x: %w", ErrIndexDamaged, k, err)
+			}
+			id, _ := cid.Cast(k)
+			if _, err := os.Stat(objectPath(s.dir, ObjectManifest, id)); errors.Is(err, fs.ErrNotExist) {
+				rep.Unbacked = append(rep.Unbacked, id)
 			}
 			for _, ch := range m.Chunks {
 				if _, ok := chunkSize(tx, ch.CID.Bytes()); !ok {
-					id, _ := cid.Cast(k)
 					rep.Incomplete = append(rep.Incomplete, id)
 					break
 				}
@@ -198,7 +226,7 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 	if repair {
 		err = s.update(fn)
 	} else {
-		err = s.db.View(func(tx *bolt.Tx) error {
+		err = s.view(func(tx *bolt.Tx) error {
 			c := readCounters(tx)
 			return fn(tx, &c)
 		})
@@ -209,6 +237,35 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 	for _, id := range freed {
 		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("removing unreferenced chunk", "cid", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// writeUnbacked writes the objects of manifests the index records without
+// them, from the index.
+func (s *Store) writeUnbacked(ctx context.Context, roots []cid.Cid) error {
+	for _, root := range roots {
+		m, err := s.Manifest(ctx, root)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		var enc []byte
+		if err == nil {
+			enc, err = m.Encode()
+		}
+		if err != nil {
+			return fmt.Errorf("fsck: %w", err)
+		}
+		flags, _, err := s.manifestFlags(root)
+		if err == nil {
+			s.hold(root.KeyString())
+			err = s.persistManifest(root, enc, flags&flagPinned != 0)
+			s.unhold(root.KeyString())
+			s.unlinkUnrecorded(root) // if removed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("fsck: writing the object of %s: %w", root, err)
 		}
 	}
 	return nil

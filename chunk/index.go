@@ -10,8 +10,9 @@ import (
 
 // This file implements the index of docs/STORE.md#index.
 
-// indexFormat is the format number kept under meta/format.
-const indexFormat = 1
+// indexFormat is the format number kept under meta/format. Format 1 kept
+// manifests only in the index; Open migrates it (see migrate).
+const indexFormat = 2
 
 var (
 	bucketMeta      = []byte("meta")
@@ -38,21 +39,23 @@ type counters struct {
 	used, chunks, manifests, corrupt int64
 }
 
-func initIndex(tx *bolt.Tx) error {
+// initIndex creates the buckets of a new index and returns the format of
+// the index, 1 or indexFormat.
+func initIndex(tx *bolt.Tx) (uint64, error) {
 	for _, b := range [][]byte{bucketMeta, bucketChunks, bucketRefs, bucketManifests} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-			return fmt.Errorf("creating bucket %s: %w", b, err)
+			return 0, fmt.Errorf("creating bucket %s: %w", b, err)
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
 	v := meta.Get(keyFormat)
 	if v == nil {
-		return meta.Put(keyFormat, u64(indexFormat))
+		return indexFormat, meta.Put(keyFormat, u64(indexFormat))
 	}
-	if len(v) != 8 || binary.BigEndian.Uint64(v) != indexFormat {
-		return fmt.Errorf("index format %x is not %d", v, indexFormat)
+	if len(v) != 8 || binary.BigEndian.Uint64(v) < 1 || binary.BigEndian.Uint64(v) > indexFormat {
+		return 0, fmt.Errorf("index format %x is not 1 to %d", v, indexFormat)
 	}
-	return nil
+	return binary.BigEndian.Uint64(v), nil
 }
 
 func readCounters(tx *bolt.Tx) counters {

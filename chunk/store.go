@@ -2,7 +2,6 @@ package chunk
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	cid "github.com/ipfs/go-cid"
 	bolt "go.etcd.io/bbolt"
@@ -90,46 +88,41 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}}
 	s.limit.Store(opts.Limit)
-	for _, d := range []string{dir, filepath.Join(dir, "chunks"), filepath.Join(dir, "quarantine")} {
+	if err := prepareDir(dir, s.log); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	if err := s.openIndex(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareDir creates the store's folders and removes the temporary files a
+// killed write left behind.
+func prepareDir(dir string, log *slog.Logger) error {
+	for _, d := range []string{dir, filepath.Join(dir, "quarantine")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("opening store: %w", err)
+			return err
 		}
 	}
 	stray := 0
-	for i := range 256 {
-		d := filepath.Join(dir, "chunks", fmt.Sprintf("%02x", i))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("opening store: %w", err)
+	for _, top := range objectFolders {
+		for i := range 256 {
+			d := filepath.Join(dir, top, fmt.Sprintf("%02x", i))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			n, err := removeTemps(d)
+			if err != nil {
+				return err
+			}
+			stray += n
 		}
-		n, err := removeTemps(d)
-		if err != nil {
-			return nil, fmt.Errorf("opening store: %w", err)
-		}
-		stray += n
 	}
 	if stray > 0 {
-		s.log.Info("removed unfinished chunk files", "count", stray)
+		log.Info("removed unfinished object files", "count", stray)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "index.db"), 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("opening store %s: in use by another process", dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening store index: %w", err)
-	}
-	s.db = db
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := initIndex(tx); err != nil {
-			return err
-		}
-		s.stats = readCounters(tx)
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening store index: %w", err)
-	}
-	return s, nil
+	return nil
 }
 
 // removeTemps deletes the temporary files in one chunk folder.
@@ -187,7 +180,7 @@ func (s *Store) batchUpdate(fn func(tx *bolt.Tx, c *counters) error) error {
 	// call; read the committed ones so Stats is not left behind.
 	var c counters
 	var id int
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.view(func(tx *bolt.Tx) error {
 		c, id = readCounters(tx), tx.ID()
 		return nil
 	}); err != nil {
@@ -204,13 +197,15 @@ func (s *Store) batchUpdate(fn func(tx *bolt.Tx, c *counters) error) error {
 func (s *Store) commit(run func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx, c *counters) error) error {
 	var c counters
 	var id int
-	err := run(func(tx *bolt.Tx) error {
-		c = readCounters(tx)
-		if err := fn(tx, &c); err != nil {
-			return err
-		}
-		id = tx.ID()
-		return writeCounters(tx, c)
+	err := guardIndex("updating store index", func() error {
+		return run(func(tx *bolt.Tx) error {
+			c = readCounters(tx)
+			if err := fn(tx, &c); err != nil {
+				return err
+			}
+			id = tx.ID()
+			return writeCounters(tx, c)
+		})
 	})
 	if err != nil {
 		return err
@@ -221,6 +216,11 @@ func (s *Store) commit(run func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx
 	}
 	s.statsMu.Unlock()
 	return nil
+}
+
+// view is db.View guarded against a damaged index (see guardIndex).
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	return guardIndex("reading store index", func() error { return s.db.View(fn) })
 }
 
 // reserve claims n bytes of the limit for a write in flight; release gives
@@ -258,13 +258,11 @@ func (s *Store) unhold(keys ...string) {
 }
 
 // chunkPath is chunks/<first digest byte in hex>/<CID>.
-func (s *Store) chunkPath(id cid.Cid) string {
-	return filepath.Join(s.dir, "chunks", hex.EncodeToString(digest(id)[:1]), id.String())
-}
+func (s *Store) chunkPath(id cid.Cid) string { return objectPath(s.dir, ObjectChunk, id) }
 
 // present reports whether the index lists the chunk as held.
 func (s *Store) present(key []byte) (size int64, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		size, ok = chunkSize(tx, key)
 		return nil
 	})
@@ -362,13 +360,56 @@ func (s *Store) PutManifest(ctx context.Context, m *Manifest) (cid.Cid, error) {
 	if err := ctx.Err(); err != nil {
 		return cid.Undef, fmt.Errorf("recording manifest %s: %w", root, err)
 	}
-	err = s.update(func(tx *bolt.Tx, c *counters) error {
+	err = s.recordWithObject(root, enc, 0, func(tx *bolt.Tx, c *counters) error {
 		return recordManifest(tx, c, root, m, enc, 0)
 	})
 	if err != nil {
 		return cid.Undef, fmt.Errorf("recording manifest %s: %w", root, err)
 	}
 	return root, nil
+}
+
+// manifestFlags returns the flags of a recorded manifest.
+func (s *Store) manifestFlags(root cid.Cid) (flags byte, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketManifests).Get(root.Bytes()); len(v) > 0 {
+			flags, ok = v[0], true
+		}
+		return nil
+	})
+	return flags, ok, err
+}
+
+// recordWithObject writes the manifest object (docs/STORE.md#objects)
+// unless the index already records the manifest with flags, then runs
+// record in an index transaction. It holds root throughout so that no
+// Remove unlinks the object in between; if the transaction fails, an object
+// it wrote that nothing records is unlinked.
+func (s *Store) recordWithObject(root cid.Cid, enc []byte, flags byte, record func(*bolt.Tx, *counters) error) error {
+	k := root.KeyString()
+	s.hold(k)
+	old, ok, err := s.manifestFlags(root)
+	if err == nil && (!ok || old&flags != flags) {
+		err = s.persistManifest(root, enc, flags&flagPinned != 0)
+	}
+	if err == nil {
+		err = s.update(record)
+	}
+	s.unhold(k)
+	if err != nil {
+		s.unlinkUnrecorded(root)
+	}
+	return err
+}
+
+// unlinkUnrecorded removes the object of a manifest that the index does not
+// record and no write holds: what a failed write leaves behind.
+func (s *Store) unlinkUnrecorded(root cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok, err := s.manifestFlags(root); err == nil && !ok {
+		s.unlinkManifest(root)
+	}
 }
 
 // PutChunk verifies data against id and stores it. Storing a chunk already
@@ -457,6 +498,7 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
+	s.unlinkManifest(root)
 	for _, id := range freed {
 		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("removing chunk file", "cid", id, "err", err)

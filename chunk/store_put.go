@@ -319,14 +319,14 @@ func (p *put) syncDirs() error {
 	return errors.Join(errs...)
 }
 
-// index records the new chunks, the manifest and its references in one
-// transaction.
+// index writes the manifest object and pin marker, then records the new
+// chunks, the manifest and its references in one transaction.
 func (p *put) index(root cid.Cid, m *Manifest, enc []byte) error {
 	sizes := make(map[string]int, len(m.Chunks))
 	for _, c := range m.Chunks {
 		sizes[c.CID.KeyString()] = int(c.Length)
 	}
-	return p.s.update(func(tx *bolt.Tx, c *counters) error {
+	return p.s.recordWithObject(root, enc, flagPinned, func(tx *bolt.Tx, c *counters) error {
 		for _, id := range p.written {
 			if err := addChunk(tx, c, id.Bytes(), sizes[id.KeyString()]); err != nil {
 				return err

@@ -49,6 +49,18 @@ func (s *Store) PutContent(ctx context.Context, m *Manifest, items []ChunkData) 
 			return cid.Undef, fmt.Errorf("storing %s: chunk %s is not in its manifest", root, it.CID)
 		}
 	}
+	k := root.KeyString()
+	s.hold(k)
+	if _, ok, ferr := s.manifestFlags(root); ferr != nil {
+		err = ferr
+	} else if !ok {
+		err = s.persistManifest(root, enc, false)
+	}
+	if err != nil {
+		s.unhold(k)
+		s.unlinkUnrecorded(root)
+		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
+	}
 	errs, err := s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
 		for _, ck := range m.Chunks {
 			if _, ok := chunkSize(tx, ck.CID.Bytes()); !ok {
@@ -60,7 +72,9 @@ func (s *Store) PutContent(ctx context.Context, m *Manifest, items []ChunkData) 
 	if ierr := errors.Join(errs...); ierr != nil {
 		err = ierr
 	}
+	s.unhold(k)
 	if err != nil {
+		s.unlinkUnrecorded(root)
 		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
 	}
 	return root, nil

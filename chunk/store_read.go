@@ -96,8 +96,13 @@ func (s *Store) quarantine(id cid.Cid) ([]byte, error) {
 	}
 	path := s.chunkPath(id)
 	data, rerr := os.ReadFile(path)
-	if rerr == nil && int64(len(data)) == size && VerifyChunk(id, data) == nil {
-		return data, nil // rewritten meanwhile
+	if rerr == nil && VerifyChunk(id, data) == nil {
+		if int64(len(data)) == size {
+			return data, nil // rewritten meanwhile
+		}
+		// The file is good and the index wrong: a file that matches its
+		// CID is never quarantined.
+		return data, s.fixSize(id, size, len(data))
 	}
 	err = s.update(func(tx *bolt.Tx, c *counters) error {
 		c.corrupt++
@@ -107,12 +112,37 @@ func (s *Store) quarantine(id cid.Cid) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quarantining chunk %s: %w", id, err)
 	}
-	dst := filepath.Join(s.dir, "quarantine", id.String()+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	if err := os.Rename(path, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := quarantineFile(s.dir, path, id); err != nil {
 		s.log.Warn("moving corrupt chunk to quarantine", "cid", id, "err", err)
 	}
 	s.log.Warn("corrupt chunk quarantined", "cid", id, "read_error", rerr)
 	return nil, fmt.Errorf("reading chunk %s: %w", id, ErrCorrupt)
+}
+
+// fixSize corrects the size the index records for a chunk whose file
+// matches its CID. Call with mu held.
+func (s *Store) fixSize(id cid.Cid, was int64, size int) error {
+	s.log.Warn("index had the wrong size of a chunk", "cid", id, "index", was, "file", size)
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		if _, err := dropChunk(tx, c, id.Bytes()); err != nil {
+			return err
+		}
+		return addChunk(tx, c, id.Bytes(), size)
+	})
+	if err != nil {
+		return fmt.Errorf("fixing the size of chunk %s: %w", id, err)
+	}
+	return nil
+}
+
+// quarantineFile moves the file of a corrupt object to
+// quarantine/<cid>.<unix-nanoseconds>.
+func quarantineFile(dir, path string, id cid.Cid) error {
+	dst := filepath.Join(dir, "quarantine", id.String()+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
+	if err := os.Rename(path, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Manifest returns a recorded manifest, or an error wrapping ErrNotFound.
@@ -121,7 +151,7 @@ func (s *Store) Manifest(ctx context.Context, root cid.Cid) (*Manifest, error) {
 		return nil, fmt.Errorf("reading manifest %s: %w", root, err)
 	}
 	var enc []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketManifests).Get(root.Bytes()); len(v) > 0 {
 			enc = bytes.Clone(v[1:])
 		}
@@ -143,7 +173,7 @@ func (s *Store) Manifest(ctx context.Context, root cid.Cid) (*Manifest, error) {
 // Manifests lists the CIDs of all recorded manifests.
 func (s *Store) Manifests(ctx context.Context) ([]cid.Cid, error) {
 	var out []cid.Cid
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketManifests).ForEach(func(k, _ []byte) error {
 			id, err := cidFromBytes(k, CodecCBOR)
 			if err != nil {
@@ -167,7 +197,7 @@ func (s *Store) Missing(ctx context.Context, root cid.Cid) ([]ChunkRef, error) {
 		return nil, err
 	}
 	var out []ChunkRef
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		for _, c := range m.Chunks {
 			if _, ok := chunkSize(tx, c.CID.Bytes()); !ok {
 				out = append(out, c)

@@ -38,6 +38,9 @@ type Options struct {
 	// RepairInterval is the period of the replication repair round;
 	// swarm.DefaultRepairInterval when zero.
 	RepairInterval time.Duration
+	// RebuildIndex rebuilds the store index from the stored objects even
+	// if it looks sound (a damaged one is rebuilt anyway).
+	RebuildIndex bool
 }
 
 // Daemon is one running annex-swarmd: the composition root that wires the
@@ -95,7 +98,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	st, err := chunk.Open(h.StoreDir(), chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")})
+	st, err := openStore(ctx, h.StoreDir(), chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")}, opts.RebuildIndex, log)
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}

@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	version := fs.Bool("version", false, "print the version and exit")
 	syncEvery := fs.Duration("sync-interval", 0, "how often to reconnect to members and compare rules versions (default 10s)")
 	repairEvery := fs.Duration("repair-interval", 0, "how often to re-check the copies of the contents held (default 30s)")
+	rebuildIndex := fs.Bool("rebuild-index", false, "rebuild the store index from the stored chunks and manifests before starting")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		return 1
 	}
-	err = daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery})
+	err = daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery, RebuildIndex: *rebuildIndex})
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		if errors.Is(err, daemon.ErrAlreadyRunning) {

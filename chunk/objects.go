@@ -1,0 +1,255 @@
+package chunk
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+// This file implements the stored objects of docs/STORE.md#objects: chunk
+// files, manifest objects and pin markers. The index is a cache of what
+// they say; RebuildIndex recomputes it from a listing of them.
+
+// ObjectKind is the kind of a stored object.
+type ObjectKind int
+
+const (
+	// ObjectChunk is a chunk: its bytes, named by its CID.
+	ObjectChunk ObjectKind = iota
+	// ObjectManifest is a manifest: its canonical encoding, named by its CID.
+	ObjectManifest
+	// ObjectPin is an empty marker: the manifest of the same CID was stored
+	// by Put (the local user handed the whole content to this host).
+	ObjectPin
+)
+
+func (k ObjectKind) String() string {
+	switch k {
+	case ObjectChunk:
+		return "chunk"
+	case ObjectManifest:
+		return "manifest"
+	case ObjectPin:
+		return "pin"
+	}
+	return fmt.Sprintf("kind %d", int(k))
+}
+
+// objectSource is what RebuildIndex needs from a store backend: a listing of
+// its objects, their bytes, and a place to put the ones that fail
+// verification. The folder store implements it with dirObjects; another
+// backend (a cloud account behind rclone) can implement the same three.
+type objectSource interface {
+	// List calls fn once for every stored object, in no particular order.
+	// Names that are not objects (temporary files, strangers) are skipped.
+	List(ctx context.Context, fn func(kind ObjectKind, id cid.Cid) error) error
+	// Read returns an object's bytes, at most limit of them; a longer
+	// object is an error wrapping ErrCorrupt.
+	Read(ctx context.Context, kind ObjectKind, id cid.Cid, limit int64) ([]byte, error)
+	// Quarantine moves an object that failed verification out of the way.
+	Quarantine(ctx context.Context, kind ObjectKind, id cid.Cid) error
+	// Quarantined counts the objects quarantined so far, ever.
+	Quarantined(ctx context.Context) (int64, error)
+}
+
+// objectFolders are the top folders of each kind, each with 256 subfolders
+// named by the first digest byte in hex.
+var objectFolders = [...]string{ObjectChunk: "chunks", ObjectManifest: "manifests", ObjectPin: "pins"}
+
+// objectPath is <kind folder>/<first digest byte in hex>/<CID>.
+func objectPath(dir string, kind ObjectKind, id cid.Cid) string {
+	return filepath.Join(dir, objectFolders[kind], hex.EncodeToString(digest(id)[:1]), id.String())
+}
+
+// dirObjects is objectSource for the store folder.
+type dirObjects struct{ dir string }
+
+func (d dirObjects) List(ctx context.Context, fn func(ObjectKind, cid.Cid) error) error {
+	for kind, top := range objectFolders {
+		for i := range 256 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			sub := filepath.Join(d.dir, top, fmt.Sprintf("%02x", i))
+			names, err := readNames(sub)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("listing %s: %w", sub, err)
+			}
+			for _, name := range names {
+				id, ok := objectID(ObjectKind(kind), name)
+				if ok && objectPath(d.dir, ObjectKind(kind), id) == filepath.Join(sub, name) {
+					if err := fn(ObjectKind(kind), id); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// objectID parses an object's file name; temporary files and names of the
+// wrong form are not objects.
+func objectID(kind ObjectKind, name string) (cid.Cid, bool) {
+	if strings.HasPrefix(name, tempPrefix) {
+		return cid.Undef, false
+	}
+	id, err := cid.Decode(name)
+	if err != nil {
+		return cid.Undef, false
+	}
+	if kind == ObjectChunk {
+		return id, IsChunkCID(id)
+	}
+	return id, IsManifestCID(id)
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func (d dirObjects) Read(ctx context.Context, kind ObjectKind, id cid.Cid, limit int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := objectPath(d.dir, kind, id)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s %s is %d bytes, over %d: %w", kind, id, st.Size(), limit, ErrCorrupt)
+	}
+	return readFileInto(path, st.Size(), nil)
+}
+
+func (d dirObjects) Quarantine(ctx context.Context, kind ObjectKind, id cid.Cid) error {
+	return quarantineFile(d.dir, objectPath(d.dir, kind, id), id)
+}
+
+func (d dirObjects) Quarantined(ctx context.Context) (int64, error) {
+	names, err := readNames(filepath.Join(d.dir, "quarantine"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	return int64(len(names)), err
+}
+
+// hasObjects reports whether any chunk or manifest object is stored,
+// reading a few names per folder at most.
+func hasObjects(dir string) (bool, error) {
+	for _, top := range objectFolders[:ObjectPin] {
+		for i := range 256 {
+			found, err := hasObject(filepath.Join(dir, top, fmt.Sprintf("%02x", i)))
+			if found || err != nil {
+				return found, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// hasObject reports whether a folder holds a file other than a temporary
+// one; a missing folder holds none.
+func hasObject(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(16)
+		for _, n := range names {
+			if !strings.HasPrefix(n, tempPrefix) {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// writeObject writes data as an object: temporary file in its folder,
+// fsync, rename under mu. The caller fsyncs the folder before indexing.
+func (s *Store) writeObject(kind ObjectKind, id cid.Cid, data []byte) error {
+	path := objectPath(s.dir, kind, id)
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("writing %s %s: %w", kind, id, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		s.mu.Lock()
+		err = os.Rename(f.Name(), path)
+		s.mu.Unlock()
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// persistManifest writes the manifest object (and the pin marker when
+// pinned) and fsyncs their folders, so that the index may record them. The
+// caller holds root (see Remove) until its index transaction commits.
+func (s *Store) persistManifest(root cid.Cid, enc []byte, pinned bool) error {
+	if err := s.writeObject(ObjectManifest, root, enc); err != nil {
+		return err
+	}
+	dirs := []string{filepath.Dir(objectPath(s.dir, ObjectManifest, root))}
+	if pinned {
+		if err := s.writeObject(ObjectPin, root, nil); err != nil {
+			return err
+		}
+		dirs = append(dirs, filepath.Dir(objectPath(s.dir, ObjectPin, root)))
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unlinkManifest removes a manifest's object and pin marker unless a write
+// in flight holds it. Call with mu held, after the index forgot it.
+func (s *Store) unlinkManifest(root cid.Cid) {
+	if s.holds[root.KeyString()] > 0 {
+		return
+	}
+	for _, kind := range []ObjectKind{ObjectPin, ObjectManifest} {
+		if err := os.Remove(objectPath(s.dir, kind, root)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("removing manifest object", "kind", kind, "cid", root, "err", err)
+		}
+	}
+}
