@@ -49,6 +49,20 @@ func (s *Store) PutShards(ctx context.Context, m *Manifest, i int, shards [][]by
 		seen[ids[j]] = true
 		items = append(items, ChunkData{CID: ids[j], Data: data})
 	}
+	// The manifest object is written before the index records it
+	// (docs/STORE.md#objects), as PutContent does.
+	k := root.KeyString()
+	s.hold(k)
+	if _, ok, ferr := s.manifestFlags(root); ferr != nil {
+		err = ferr
+	} else if !ok {
+		err = s.persistManifest(root, enc, false)
+	}
+	if err != nil {
+		s.unhold(k)
+		s.unlinkUnrecorded(root)
+		return cid.Undef, fmt.Errorf("storing shards %d of %s: %w", i, root, err)
+	}
 	errs, err := s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
 		for _, it := range items {
 			if _, ok := chunkSize(tx, it.CID.Bytes()); !ok {
@@ -60,7 +74,9 @@ func (s *Store) PutShards(ctx context.Context, m *Manifest, i int, shards [][]by
 	if ierr := errors.Join(errs...); ierr != nil {
 		err = ierr
 	}
+	s.unhold(k)
 	if err != nil {
+		s.unlinkUnrecorded(root)
 		return cid.Undef, fmt.Errorf("storing shards %d of %s: %w", i, root, err)
 	}
 	return root, nil
