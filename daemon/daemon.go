@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/daemon/metrics"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm"
 )
@@ -62,6 +63,8 @@ type Daemon struct {
 	// only after the last one has finished or rolled back.
 	inflight sync.WaitGroup
 
+	obs observers
+
 	effective     atomic.Pointer[rules.Limits]
 	bytesSent     atomic.Int64
 	bytesReceived atomic.Int64
@@ -108,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hst.Close()
 
-	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
+	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now(), obs: observers{latency: metrics.NewLatency()}}
 	d.members = swarm.NewMembership(hst, g, swarm.MembershipOptions{
 		Logger:   log,
 		Interval: opts.SyncInterval,
@@ -128,6 +131,9 @@ func Run(ctx context.Context, opts Options) error {
 	go d.members.Run(runCtx)
 	go d.xchg.Run(runCtx)
 	go d.repl.Run(runCtx)
+	if err := d.startObservers(runCtx); err != nil {
+		return err
+	}
 	return d.serve(ctx)
 }
 
