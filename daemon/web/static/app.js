@@ -45,8 +45,10 @@ function drawSwarm(st) {
   const cx = 260, cy = 210, r = others.length > 0 ? 150 : 0;
   const pos = new Map();
   if (self) pos.set(self.peer_id, [cx, cy]);
+  // Start half a step off the top, so that no label sits on a line.
+  const offset = others.length > 1 ? Math.PI / others.length : 0;
   others.forEach((m, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / others.length;
+    const a = -Math.PI / 2 + offset + (2 * Math.PI * i) / others.length;
     pos.set(m.peer_id, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
   });
   if (self) {
