@@ -241,3 +241,54 @@ func TestWebPageInChromium(t *testing.T) {
 	}
 }
 
+
+// TestTransferShownWhileRunning slows a get with a download limit and checks
+// that the status, the metrics and the page show it in flight with its
+// progress; a screenshot of the page mid-transfer is kept as an artifact.
+func TestTransferShownWhileRunning(t *testing.T) {
+	args := harness.Options{Args: []string{"--sync-interval", "1s"}}
+	slow := args
+	slow.Config = "[web]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[limits]\ndownload = \"512KiB/s\"\n"
+	c := harness.Of(bin, harness.NewNode(t, bin, "server", args), harness.NewNode(t, bin, "laptop", slow))
+	c.FormSwarm(t, harness.SwarmOptions{Copies: 1, CopiesMin: 1, Roles: map[int]string{1: "client"}})
+	server, laptop := c.Nodes[0], c.Nodes[1]
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeRandomFile(t, src, 24<<20, 5)
+	root := harness.LastLine(server.MustCLI("put", src))
+
+	got := make(chan harness.Result, 1)
+	go func() { got <- laptop.CLI("get", root, "-o", filepath.Join(dir, "out")) }()
+	var seen bool
+	harness.WaitFor(t, time.Minute, "the get listed in flight with progress", func() bool {
+		for _, tr := range laptop.StatusJSON().Transfers {
+			if tr.Op == "get" && tr.Bytes > 0 && tr.Bytes < tr.Total && tr.Sources[server.PeerID] > 0 {
+				seen = true
+			}
+		}
+		return seen
+	})
+	st := laptop.StatusJSON()
+	if m := scrape(t, st.MetricsURL); m[`annex_swarm_transfers_in_progress{op="get"}`] != 1 {
+		t.Errorf("transfers_in_progress{op=get} = %v during the get", m[`annex_swarm_transfers_in_progress{op="get"}`])
+	}
+	br := newChromium(t)
+	dom := br.run(t, st.Web.URL, "--dump-dom")
+	if !strings.Contains(dom, `data-op="get"`) || !strings.Contains(dom, "sources: server") {
+		t.Errorf("page does not show the get in flight:\n%s", dom)
+	}
+	shot := filepath.Join(t.ArtifactDir(), "web-status-transfer.png")
+	br.run(t, st.Web.URL, "--screenshot="+shot)
+	t.Logf("screenshot mid-transfer: %s", shot)
+	select {
+	case r := <-got:
+		if r.Code != 0 {
+			t.Fatalf("get: exit %d: %s", r.Code, r.Stderr)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("get did not end")
+	}
+	if n := len(laptop.StatusJSON().Transfers); n != 0 {
+		t.Errorf("%d transfers listed after the get ended", n)
+	}
+}

@@ -45,8 +45,8 @@ function drawSwarm(st) {
   const cx = 260, cy = 210, r = others.length > 0 ? 150 : 0;
   const pos = new Map();
   if (self) pos.set(self.peer_id, [cx, cy]);
-  // Start half a step off the top, so that no label sits on a line.
-  const offset = others.length > 1 ? Math.PI / others.length : 0;
+  // Keep every member off the top, where its label would sit on its line.
+  const offset = others.length <= 2 ? Math.PI / 2 : Math.PI / others.length;
   others.forEach((m, i) => {
     const a = -Math.PI / 2 + offset + (2 * Math.PI * i) / others.length;
     pos.set(m.peer_id, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
@@ -142,7 +142,9 @@ function drawTransfers(st) {
     const what = t.op + (t.phase ? " (" + t.phase + ")" : "") + " " + t.subject;
     d.append(el("div", {}, what + " — " + bytes(t.bytes) + (t.total ? " of " + bytes(t.total) : "")));
     const bar = el("div", { class: "bar" });
-    bar.append(el("div", { style: "width:" + pct.toFixed(1) + "%" }));
+    const fill = el("div");
+    fill.style.width = pct.toFixed(1) + "%"; // CSSOM: the CSP forbids style attributes
+    bar.append(fill);
     d.append(bar);
     const src = Object.entries(t.sources || {}).map(([p, n]) => (names.get(p) || p.slice(-8)) + " " + bytes(n));
     if (src.length) d.append(el("div", { class: "note" }, (t.phase === "seeding" ? "holders: " : "sources: ") + src.join(", ")));
