@@ -241,7 +241,6 @@ func TestWebPageInChromium(t *testing.T) {
 	}
 }
 
-
 // TestTransferShownWhileRunning slows a get with a download limit and checks
 // that the status, the metrics and the page show it in flight with its
 // progress; a screenshot of the page mid-transfer is kept as an artifact.
