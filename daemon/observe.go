@@ -28,6 +28,7 @@ func (h Home) WebTokenPath() string { return filepath.Join(h.Dir, "web.token") }
 // config asks for; they stop when ctx ends. It runs before the control API
 // serves, so the addresses are set before any status is read.
 func (d *Daemon) startObservers(ctx context.Context) error {
+	var serve []func(context.Context)
 	if d.cfg.WebListen != "" {
 		ws, err := web.Listen(web.Options{
 			Addr:      d.cfg.WebListen,
@@ -39,8 +40,7 @@ func (d *Daemon) startObservers(ctx context.Context) error {
 			return fmt.Errorf("starting the web status page: %w", err)
 		}
 		d.obs.webURL = ws.URL()
-		d.bg.Add(1)
-		go func() { defer d.bg.Done(); ws.Serve(ctx) }()
+		serve = append(serve, ws.Serve)
 		d.log.Info("web status page serving", "addr", d.cfg.WebListen, "token_file", d.home.WebTokenPath())
 	}
 	if d.cfg.MetricsListen != "" {
@@ -49,9 +49,13 @@ func (d *Daemon) startObservers(ctx context.Context) error {
 			return fmt.Errorf("starting the metrics endpoint: %w", err)
 		}
 		d.obs.metricsURL = ms.URL()
-		d.bg.Add(1)
-		go func() { defer d.bg.Done(); ms.Serve(ctx) }()
+		serve = append(serve, ms.Serve)
 		d.log.Info("metrics serving", "url", ms.URL())
+	}
+	// Serve only once both addresses are set: a request reads them.
+	for _, run := range serve {
+		d.bg.Add(1)
+		go func() { defer d.bg.Done(); run(ctx) }()
 	}
 	return nil
 }
