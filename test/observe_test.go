@@ -69,6 +69,9 @@ func TestMetricsMoveWithPutAndGet(t *testing.T) {
 	if !strings.HasPrefix(upURL, "http://127.0.0.1:") || !strings.HasSuffix(upURL, "/metrics") {
 		t.Fatalf("status metrics_url = %q", upURL)
 	}
+	harness.WaitFor(t, time.Minute, "both storage members counted connected", func() bool {
+		return scrape(t, upURL)[`annex_swarm_members{connected="true",role="storage"}`] == 2
+	})
 	before, otherBefore := scrape(t, upURL), scrape(t, otherURL)
 	for _, name := range []string{
 		`annex_swarm_rules_version{swarm="test",swarm_id="` + up.StatusJSON().Swarm.ID + `"}`,
@@ -78,9 +81,6 @@ func TestMetricsMoveWithPutAndGet(t *testing.T) {
 		if _, ok := before[name]; !ok {
 			t.Errorf("scrape lacks %s", name)
 		}
-	}
-	if before[`annex_swarm_members{connected="true",role="storage"}`] != 2 {
-		t.Errorf("members connected = %v, want 2", before[`annex_swarm_members{connected="true",role="storage"}`])
 	}
 
 	dir := t.TempDir()
