@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
-	"github.com/annex-swarm/annex-swarm/daemon/metrics"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm"
 )
@@ -111,7 +110,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer hst.Close()
 
-	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now(), obs: observers{latency: metrics.NewLatency()}}
+	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
 	d.members = swarm.NewMembership(hst, g, swarm.MembershipOptions{
 		Logger:   log,
 		Interval: opts.SyncInterval,

@@ -16,7 +16,7 @@ import (
 // and the Prometheus endpoint (docs/OBSERVING.md).
 type observers struct {
 	transfers  activity.Tracker
-	latency    *metrics.Latency
+	latency    *metrics.Latency // set before the control API serves
 	webURL     string // with the token; empty when [web] listen is unset
 	metricsURL string // empty when [metrics] listen is unset
 }
@@ -28,6 +28,7 @@ func (h Home) WebTokenPath() string { return filepath.Join(h.Dir, "web.token") }
 // config asks for; they stop when ctx ends. It runs before the control API
 // serves, so the addresses are set before any status is read.
 func (d *Daemon) startObservers(ctx context.Context) error {
+	d.obs.latency = metrics.NewLatency()
 	var serve []func(context.Context)
 	if d.cfg.WebListen != "" {
 		ws, err := web.Listen(web.Options{
