@@ -17,8 +17,8 @@ import (
 type observers struct {
 	transfers  activity.Tracker
 	latency    *metrics.Latency // set before the control API serves
-	webURL     string // with the token; empty when [web] listen is unset
-	metricsURL string // empty when [metrics] listen is unset
+	webURL     string           // with the token; empty when [web] listen is unset
+	metricsURL string           // empty when [metrics] listen is unset
 }
 
 // WebTokenPath is where the daemon writes the web page's token (0600).
