@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/daemon/activity"
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 )
 
@@ -46,6 +47,7 @@ func (d *Daemon) track(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d.inflight.Add(1)
 		defer d.inflight.Done()
+		defer d.obs.latency.Observe(r.Pattern, time.Now())
 		h(w, r)
 	}
 }
@@ -63,9 +65,14 @@ func (d *Daemon) id() client.ID {
 }
 
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.status())
+}
+
+// status is the daemon's state, for the control API, the web page and the metrics.
+func (d *Daemon) status() client.Status {
 	st := d.store.Stats()
 	lim := d.limits()
-	writeJSON(w, http.StatusOK, client.Status{
+	return d.observed(client.Status{
 		PeerID:         d.host.ID().String(),
 		Version:        Version,
 		Swarm:          swarmInfo(d.members.Current()),
@@ -96,12 +103,12 @@ func (d *Daemon) handleFsck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handlePut(w http.ResponseWriter, r *http.Request) {
-	streamed(w, r, "put", func(q client.PutRequest) string { return q.Path }, d.put)
+	streamed(w, r, &d.obs.transfers, "put", func(q client.PutRequest) string { return q.Path }, d.put)
 }
 
 // streamed serves a request that names a local file: the path must be
 // absolute; the operation's progress and its result or error are streamed.
-func streamed[Req, Res any](w http.ResponseWriter, r *http.Request, name string, pathOf func(Req) string,
+func streamed[Req, Res any](w http.ResponseWriter, r *http.Request, transfers *activity.Tracker, name string, pathOf func(Req) string,
 	op func(context.Context, Req, func(client.Progress)) (Res, error)) {
 	var req Req
 	if !readJSON(w, r, &req) {
@@ -112,7 +119,9 @@ func streamed[Req, Res any](w http.ResponseWriter, r *http.Request, name string,
 		return
 	}
 	s := newStream(w)
-	res, err := op(r.Context(), req, s.progress)
+	tr := transfers.Begin(name, pathOf(req))
+	defer tr.End()
+	res, err := op(r.Context(), req, func(p client.Progress) { tr.Update(p); s.progress(p) })
 	s.finish(res, err)
 }
 
@@ -144,7 +153,7 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 }
 
 func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {
-	streamed(w, r, "get", func(q client.GetRequest) string { return q.Path }, d.get)
+	streamed(w, r, &d.obs.transfers, "get", func(q client.GetRequest) string { return q.Path }, d.get)
 }
 
 func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error) {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -28,12 +30,25 @@ type Config struct {
 	// Limits are this host's own limits; the swarm rules may make them
 	// stricter (see rules.Limits.Stricter).
 	Limits rules.Limits
+	// WebListen is the loopback host:port of the web status page
+	// ([web] listen); empty = off.
+	WebListen string
+	// MetricsListen is the loopback host:port of the Prometheus endpoint
+	// ([metrics] listen); empty = off.
+	MetricsListen string
 }
 
 // fileConfig is config.toml as written; sizes and rates are human strings.
 type fileConfig struct {
-	Listen []string   `toml:"listen"`
-	Limits fileLimits `toml:"limits"`
+	Listen  []string   `toml:"listen"`
+	Limits  fileLimits `toml:"limits"`
+	Web     fileServer `toml:"web"`
+	Metrics fileServer `toml:"metrics"`
+}
+
+// fileServer is a table naming a local HTTP listener ([web], [metrics]).
+type fileServer struct {
+	Listen string `toml:"listen"`
 }
 
 type fileLimits struct {
@@ -98,10 +113,38 @@ func ParseConfig(name string, b []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%s:%d: listen address %q: %s", name, lineOfString(b, a), a, oneLine(err.Error()))
 		}
 	}
+	for _, srv := range []struct{ table, addr string }{{"web", fc.Web.Listen}, {"metrics", fc.Metrics.Listen}} {
+		if srv.addr == "" {
+			continue
+		}
+		if err := CheckLoopback(srv.addr); err != nil {
+			return Config{}, fmt.Errorf("%s:%d: [%s] listen: %w", name, lineOfKey(b, toml.Key{srv.table, "listen"}), srv.table, err)
+		}
+	}
+	cfg.WebListen, cfg.MetricsListen = fc.Web.Listen, fc.Metrics.Listen
 	if !md.IsDefined("listen") {
 		cfg.Listen = DefaultListen
 	}
 	return cfg, nil
+}
+
+// CheckLoopback accepts a host:port whose host is a loopback IP literal
+// (127.0.0.0/8 or ::1): the web page and the metrics are never served beyond
+// this machine. Names such as "localhost" are refused, since what they
+// resolve to is not ours to decide.
+func CheckLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: only a loopback address (127.0.0.1 or [::1]) is allowed, as the page and metrics are for this machine only", addr)
+	}
+	return nil
 }
 
 // lineOfKey finds the line that defines key k (under its table), or 0.

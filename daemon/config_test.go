@@ -48,6 +48,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"size as bool", "[limits]\nstorage = true\n", "config.toml:2:"},
 		{"bad multiaddr", "listen = [\"/ip4/1.2.3/tcp/1\"]\n", `config.toml:1: listen address "/ip4/1.2.3/tcp/1"`},
 		{"syntax", "listen = [\n", "config.toml:"},
+		{"web on all interfaces", "[web]\nlisten = \"0.0.0.0:4180\"\n", `config.toml:2: [web] listen: "0.0.0.0:4180": only a loopback address`},
+		{"metrics by name", "\n[metrics]\nlisten = \"localhost:9180\"\n", `config.toml:3: [metrics] listen: "localhost:9180": only a loopback`},
+		{"web without port", "[web]\nlisten = \"127.0.0.1\"\n", `is not host:port`},
+		{"web bad port", "[web]\nlisten = \"127.0.0.1:99999\"\n", `port "99999"`},
+		{"web unknown key", "[web]\nport = 4180\n", `unknown key "web.port"`},
 		{"too big", strings.Repeat("#", MaxConfigSize+1), "more than the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,10 +70,25 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+func TestParseConfigServers(t *testing.T) {
+	cfg, err := ParseConfig("config.toml", []byte("[web]\nlisten = \"127.0.0.1:4180\"\n[metrics]\nlisten = \"[::1]:9180\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WebListen != "127.0.0.1:4180" || cfg.MetricsListen != "[::1]:9180" {
+		t.Errorf("web %q metrics %q", cfg.WebListen, cfg.MetricsListen)
+	}
+	cfg, err = ParseConfig("config.toml", nil)
+	if err != nil || cfg.WebListen != "" || cfg.MetricsListen != "" {
+		t.Errorf("servers not off by default: %+v, %v", cfg, err)
+	}
+}
+
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("listen = [\"/ip4/0.0.0.0/tcp/4101\"]\n[limits]\nstorage = \"50GiB\"\nupload = \"16MiB/s\"\n"))
 	f.Add([]byte("[limits]\ndownload = \"1.5GB/s\"\n"))
 	f.Add([]byte("x = 1\n"))
+	f.Add([]byte("[web]\nlisten = \"127.0.0.1:4180\"\n[metrics]\nlisten = \"[::1]:0\"\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg, err := ParseConfig("fuzz.toml", b)
 		if err != nil {
@@ -79,6 +99,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if cfg.Limits.Storage < 0 || cfg.Limits.Upload < 0 || cfg.Limits.Download < 0 {
 			t.Fatalf("negative limit accepted: %+v", cfg.Limits)
+		}
+		for _, a := range []string{cfg.WebListen, cfg.MetricsListen} {
+			if a != "" && CheckLoopback(a) != nil {
+				t.Fatalf("non-loopback server address accepted: %q", a)
+			}
 		}
 		if len(cfg.Listen) == 0 && !strings.Contains(string(b), "listen") {
 			t.Fatalf("defaults lost: %+v", cfg)

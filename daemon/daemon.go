@@ -65,6 +65,8 @@ type Daemon struct {
 	// only after the last one has finished or rolled back.
 	inflight sync.WaitGroup
 
+	obs observers
+
 	effective     atomic.Pointer[rules.Limits]
 	bytesSent     atomic.Int64
 	bytesReceived atomic.Int64
@@ -131,6 +133,9 @@ func Run(ctx context.Context, opts Options) error {
 	go d.members.Run(runCtx)
 	go d.xchg.Run(runCtx)
 	go d.repl.Run(runCtx)
+	if err := d.startObservers(runCtx); err != nil {
+		return err
+	}
 	return d.serve(ctx)
 }
 

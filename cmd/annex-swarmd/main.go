@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var listen listFlag
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; replaces config.toml's listen)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text (key=value lines) or json (one object a line, for journald and log shippers)")
 	version := fs.Bool("version", false, "print the version and exit")
 	syncEvery := fs.Duration("sync-interval", 0, "how often to reconnect to members and compare rules versions (default 10s)")
 	repairEvery := fs.Duration("repair-interval", 0, "how often to re-check the copies of the contents held (default 30s)")
@@ -51,13 +52,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "annex-swarmd: --log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var log *slog.Logger
+	switch *format {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		fmt.Fprintf(stderr, "annex-swarmd: --log-format: %q is neither text nor json\n", *format)
+		return 2
+	}
 	h, err := daemon.ResolveHome(*home)
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		return 1
 	}
-	err = daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery, RebuildIndex: *rebuildIndex})
+	err = runNotifying(ctx, log, h, func(ctx context.Context) error {
+		return daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery, RebuildIndex: *rebuildIndex})
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)
 		if errors.Is(err, daemon.ErrAlreadyRunning) {

@@ -24,6 +24,12 @@ type Status struct {
 	Members            []MemberStatus `json:"members,omitempty"`
 	// Replication summarises the contents held here; nil outside a swarm.
 	Replication *ReplicationStatus `json:"replication,omitempty"`
+	// Transfers are the puts and gets in flight on the control API.
+	Transfers []Transfer `json:"transfers,omitempty"`
+	// Web is the status page's address when [web] listen is set.
+	Web *WebInfo `json:"web,omitempty"`
+	// MetricsURL is the Prometheus endpoint when [metrics] listen is set.
+	MetricsURL string `json:"metrics_url,omitempty"`
 }
 
 // SwarmInfo names the adopted swarm definition; nil when none is adopted.
@@ -41,6 +47,8 @@ type MemberStatus struct {
 	Self      bool   `json:"self,omitempty"`
 	Connected bool   `json:"connected"`
 	LastSeen  string `json:"last_seen,omitempty"` // RFC 3339, empty when never seen
+	// Limits are the member's limits in the swarm definition (0 = none).
+	Limits *LimitsStatus `json:"limits,omitempty"`
 }
 
 // StoreStatus is the chunk store's accounting, in bytes and counts.
@@ -150,4 +158,25 @@ type RulesRequest struct {
 type RulesResult struct {
 	Swarm   SwarmInfo `json:"swarm"`
 	Adopted bool      `json:"adopted"`
+}
+
+// Transfer is a put or get in flight on the daemon's control API, with its
+// latest progress. Background replication is not listed.
+type Transfer struct {
+	Op string `json:"op"` // put or get
+	// Phase of a put: storing (reading the file in) or seeding (copies
+	// going to members; Bytes is then the copies_min-th holder's).
+	Phase   string `json:"phase,omitempty"`
+	Subject string `json:"subject"` // the local file
+	Bytes   int64  `json:"bytes"`
+	Total   int64  `json:"total,omitempty"`
+	// Sources maps a peer to its bytes: the sources of a get, the new
+	// holders of a seeding put.
+	Sources map[string]int64 `json:"sources,omitempty"`
+	Started string           `json:"started"` // RFC 3339
+}
+
+// WebInfo says where the web status page is served, token included.
+type WebInfo struct {
+	URL string `json:"url"`
 }
