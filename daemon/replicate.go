@@ -110,7 +110,7 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 	for _, p := range h.Holders {
 		name := ""
 		if def != nil {
-			if m, ok := def.Member(p); ok {
+			if m, ok := def.Member(rules.PeerID(p)); ok {
 				name = m.Name
 			}
 		}
