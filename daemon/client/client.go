@@ -14,8 +14,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"syscall"
+
+	"github.com/annex-swarm/annex-swarm/internal/home"
 )
 
 // ErrNotRunning is returned when no daemon answers on the home's control socket.
@@ -40,7 +41,7 @@ type Client struct {
 
 // New returns a client for the daemon of the home folder dir.
 func New(dir string) *Client {
-	sock := filepath.Join(dir, "control.sock")
+	sock := home.Home{Dir: dir}.SocketPath()
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

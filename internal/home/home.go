@@ -1,0 +1,74 @@
+// Package home names an annex-swarm home folder and the well-known paths in
+// it. It is the one place that decides which home a program uses, shared by
+// the daemon, the CLI and the git-annex special remote.
+package home
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Env is the environment variable naming the home folder when --home is not
+// given.
+const Env = "ANNEX_SWARM_HOME"
+
+// DefaultName is the home folder's name under the user's home directory when
+// neither --home nor $ANNEX_SWARM_HOME names one.
+const DefaultName = ".annex-swarm"
+
+// Home is a daemon's home folder and the well-known paths inside it.
+type Home struct {
+	Dir string
+}
+
+// Resolve picks the home folder: flag, else $ANNEX_SWARM_HOME, else
+// ~/.annex-swarm. The result is absolute.
+func Resolve(flag string) (Home, error) {
+	dir := flag
+	if dir == "" {
+		dir = os.Getenv(Env)
+	}
+	if dir == "" {
+		u, err := os.UserHomeDir()
+		if err != nil {
+			return Home{}, fmt.Errorf("finding the home folder: %w", err)
+		}
+		dir = filepath.Join(u, DefaultName)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Home{}, fmt.Errorf("resolving home %q: %w", dir, err)
+	}
+	return Home{Dir: abs}, nil
+}
+
+// Ensure creates the home folder (0700) if it does not exist.
+func (h Home) Ensure() error {
+	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating home %s: %w", h.Dir, err)
+	}
+	return nil
+}
+
+// ConfigPath is the dotfile with listen addresses and limits.
+func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.toml") }
+
+// KeyPath is the libp2p identity key.
+func (h Home) KeyPath() string { return filepath.Join(h.Dir, "identity.key") }
+
+// SocketPath is the control API's Unix socket.
+func (h Home) SocketPath() string { return filepath.Join(h.Dir, "control.sock") }
+
+// StoreDir is the chunk store.
+func (h Home) StoreDir() string { return filepath.Join(h.Dir, "store") }
+
+// RulesPath is the adopted, verified swarm definition.
+func (h Home) RulesPath() string { return filepath.Join(h.Dir, "swarm.rules") }
+
+// LockPath is the single-instance lock file.
+func (h Home) LockPath() string { return filepath.Join(h.Dir, "daemon.lock") }
+
+// LogPath is where a daemon started by the demo or a test harness writes its
+// log. A daemon run by hand logs to its stderr instead.
+func (h Home) LogPath() string { return filepath.Join(h.Dir, "daemon.log") }
