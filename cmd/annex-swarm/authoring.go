@@ -16,11 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/term"
 
-	"github.com/annex-swarm/annex-swarm/daemon"
+	"github.com/annex-swarm/annex-swarm/internal/atomicfile"
 	"github.com/annex-swarm/annex-swarm/rules"
 )
 
@@ -60,7 +59,7 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, "key generate", err)
 		}
-		if err := daemon.WriteFileAtomic(*out, armored, 0o600); err != nil {
+		if err := atomicfile.WriteFile(*out, armored, 0o600); err != nil {
 			return fail(stderr, "key generate", err)
 		}
 		fmt.Fprintln(stdout, s.Fingerprint())
@@ -115,7 +114,7 @@ func runSwarm(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(stderr, "swarm create", err)
 	}
-	if err := daemon.WriteFileAtomic(*out, signed, 0o644); err != nil {
+	if err := atomicfile.WriteFile(*out, signed, 0o644); err != nil {
 		return fail(stderr, "swarm create", err)
 	}
 	fmt.Fprintf(stdout, "created swarm %s (id %s), version 1, in %s\n", d.Swarm, d.ID, *out)
@@ -157,7 +156,7 @@ func runMember(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err != nil || len(pos) != 1 || *keyFile == "" || *peerText == "" {
 			return usageError(stderr, "member remove", removeUsage)
 		}
-		p, err := peer.Decode(*peerText)
+		p, err := rules.DecodePeerID(*peerText)
 		if err != nil {
 			return fail(stderr, "member remove", fmt.Errorf("%w: %q: %v", rules.ErrPeerID, *peerText, err))
 		}
@@ -273,7 +272,7 @@ func edit(stdout, stderr io.Writer, cmd, rulesPath, keyFile, passFile string, ch
 	if err != nil {
 		return fail(stderr, cmd, err)
 	}
-	if err := daemon.WriteFileAtomic(rulesPath, signed, 0o644); err != nil {
+	if err := atomicfile.WriteFile(rulesPath, signed, 0o644); err != nil {
 		return fail(stderr, cmd, err)
 	}
 	fmt.Fprintf(stdout, "wrote version %d of swarm %s to %s\n", next.Version, next.Swarm, rulesPath)
@@ -282,7 +281,7 @@ func edit(stdout, stderr io.Writer, cmd, rulesPath, keyFile, passFile string, ch
 
 // memberFromFlags builds a member entry from the flags of member add.
 func memberFromFlags(peerText string, addrs []string, name, role string, groups []string, storage, upload, download string) (rules.Member, error) {
-	p, err := peer.Decode(peerText)
+	p, err := rules.DecodePeerID(peerText)
 	if err != nil {
 		return rules.Member{}, fmt.Errorf("%w: %q: %v", rules.ErrPeerID, peerText, err)
 	}

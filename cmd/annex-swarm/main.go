@@ -13,7 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/annex-swarm/annex-swarm/daemon"
+	"github.com/annex-swarm/annex-swarm/internal/home"
+	"github.com/annex-swarm/annex-swarm/internal/version"
 )
 
 // command runs one subcommand with the arguments after its name and returns
@@ -22,7 +23,7 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // env is what the daemon commands share: the resolved home.
 type env struct {
-	home daemon.Home
+	home home.Home
 }
 
 func main() {
@@ -38,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "annex-swarm: %v\n", err)
 		return 2
 	}
-	home, err := daemon.ResolveHome(homeFlag)
+	home, err := home.Resolve(homeFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarm: %v\n", err)
 		return 1
@@ -107,6 +108,6 @@ func usage(w io.Writer, commands map[string]command) {
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stdout, "annex-swarm %s\n", daemon.Version)
+	fmt.Fprintf(stdout, "annex-swarm %s\n", version.Version)
 	return 0
 }

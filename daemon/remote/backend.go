@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/internal/home"
 	"github.com/annex-swarm/annex-swarm/proto/annexremote"
 )
 
@@ -44,27 +44,13 @@ type Backend struct {
 
 // New returns a backend that connects through the control API client.
 func New() *Backend {
-	return &Backend{Connect: func(home string) (Daemon, string, error) {
-		h, err := resolveHome(home)
+	return &Backend{Connect: func(dir string) (Daemon, string, error) {
+		h, err := home.Resolve(dir)
 		if err != nil {
 			return nil, "", err
 		}
-		return client.New(h), h, nil
+		return client.New(h.Dir), h.Dir, nil
 	}}
-}
-
-func resolveHome(home string) (string, error) {
-	if home == "" {
-		home = os.Getenv("ANNEX_SWARM_HOME")
-	}
-	if home == "" {
-		u, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		home = filepath.Join(u, ".annex-swarm")
-	}
-	return filepath.Abs(home)
 }
 
 // InitRemote checks that the daemon runs and has joined a swarm. It changes
