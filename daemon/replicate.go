@@ -119,23 +119,6 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
-	var req client.RemoveRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	root, err := chunk.ParseCID(req.CID)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("rm: %w", err))
-		return
-	}
-	if err := d.repl.Remove(r.Context(), root); err != nil {
-		writeError(w, statusFor(err), fmt.Errorf("rm: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, client.RemoveResult{CID: root.String()})
-}
-
 // replicationStatus is the status's replication summary; nil outside a swarm.
 func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	if d.members.Current() == nil {
