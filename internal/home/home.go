@@ -5,8 +5,11 @@ package home
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // Env is the environment variable naming the home folder when --home is not
@@ -72,3 +75,66 @@ func (h Home) LockPath() string { return filepath.Join(h.Dir, "daemon.lock") }
 // LogPath is where a daemon started by the demo or a test harness writes its
 // log. A daemon run by hand logs to its stderr instead.
 func (h Home) LogPath() string { return filepath.Join(h.Dir, "daemon.log") }
+
+// The daemon records in its lock file who holds the home and where its log
+// goes, so that a client whose daemon died can say where to look.
+
+// DaemonInfo is what a running daemon records about itself.
+type DaemonInfo struct {
+	PID int
+	// Log says where the daemon's log goes: a file path, the journal, or
+	// its standard error.
+	Log string
+}
+
+// maxInfo bounds the lock file a client reads.
+const maxInfo = 4096
+
+// FormatDaemonInfo is the lock file's content for di.
+func FormatDaemonInfo(di DaemonInfo) []byte {
+	return fmt.Appendf(nil, "pid %d\nlog %s\n", di.PID, strings.ReplaceAll(di.Log, "\n", " "))
+}
+
+// ReadDaemonInfo reads what the last daemon of h recorded; ok is false when
+// it recorded nothing readable.
+func ReadDaemonInfo(h Home) (di DaemonInfo, ok bool) {
+	f, err := os.Open(h.LockPath())
+	if err != nil {
+		return di, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxInfo))
+	if err != nil {
+		return di, false
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(strings.TrimRight(line, "\n"), " ")
+		switch k {
+		case "pid":
+			di.PID, _ = strconv.Atoi(v)
+		case "log":
+			di.Log = v
+		}
+	}
+	return di, di.PID > 0 && di.Log != ""
+}
+
+// StderrLog describes where this process's standard error goes, as a place
+// to read its log: the file it is redirected to, the systemd journal, or a
+// plain description.
+func StderrLog() string {
+	target, err := os.Readlink("/proc/self/fd/2")
+	switch {
+	case err != nil:
+		return "the daemon's standard error"
+	case os.Getenv("JOURNAL_STREAM") != "" && strings.HasPrefix(target, "socket:"):
+		return "the systemd journal (journalctl)"
+	case strings.HasPrefix(target, "/dev/pts/") || strings.HasPrefix(target, "/dev/tty"):
+		return "the terminal " + target + " it was started on"
+	case target == "/dev/null":
+		return "nowhere (its standard error was /dev/null)"
+	case strings.HasPrefix(target, "/"):
+		return target
+	}
+	return "the daemon's standard error (" + target + ")"
+}
