@@ -57,7 +57,8 @@ func (r *run) annexStory(ctx context.Context, remoteDir string) error {
 	for _, args := range [][]string{
 		{"init", "-q"},
 		{"annex", "init", "laptop"},
-		{"annex", "initremote", "swarm", "type=external", "externaltype=swarm", "encryption=none", "home=" + laptop.Home},
+		{"config", "annex-swarm.home", laptop.Home},
+		{"annex", "initremote", "swarm", "type=external", "externaltype=swarm", "encryption=none"},
 		{"annex", "numcopies", "1"},
 	} {
 		if err := git(args...); err != nil {
