@@ -25,15 +25,34 @@ func BenchmarkRemoteStartup(b *testing.B) {
 	c := harness.New(b, bin, 1, harness.Options{})
 	c.FormSwarm(b, harness.SwarmOptions{})
 	home := c.Nodes[0].Home
-	progs := [][2]string{{"current", bin.Remote}}
-	if base := os.Getenv("ANNEX_SWARM_REMOTE_BASELINE"); base != "" {
-		progs = append(progs, [2]string{"baseline", base})
+	// A repository whose git config names the home, for the remote that
+	// finds it there (one `git config` run per start).
+	repo := b.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"config", "annex-swarm.home", home}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v %s", args, err, out)
+		}
 	}
-	for _, p := range progs {
-		b.Run(p[0], func(b *testing.B) {
+	var noHomeEnv []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ANNEX_SWARM_HOME=") {
+			noHomeEnv = append(noHomeEnv, kv)
+		}
+	}
+	withHomeEnv := append(slices.Clone(noHomeEnv), "ANNEX_SWARM_HOME="+home)
+	type variant struct {
+		name, prog, dir string
+		env             []string
+	}
+	vs := []variant{{"current-env", bin.Remote, repo, withHomeEnv}, {"current-gitconfig", bin.Remote, repo, noHomeEnv}}
+	if base := os.Getenv("ANNEX_SWARM_REMOTE_BASELINE"); base != "" {
+		vs = append(vs, variant{"baseline-env", base, repo, withHomeEnv})
+	}
+	for _, v := range vs {
+		b.Run(v.name, func(b *testing.B) {
 			var times []time.Duration
 			for b.Loop() {
-				d, err := prepareRoundTrip(p[1], home)
+				d, err := prepareRoundTrip(v.prog, v.dir, v.env)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -41,7 +60,7 @@ func BenchmarkRemoteStartup(b *testing.B) {
 			}
 			slices.Sort(times)
 			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "ms-median")
-			if fi, err := os.Stat(p[1]); err == nil {
+			if fi, err := os.Stat(v.prog); err == nil {
 				b.ReportMetric(float64(fi.Size())/(1<<20), "MiB-binary")
 			}
 		})
@@ -51,10 +70,10 @@ func BenchmarkRemoteStartup(b *testing.B) {
 // prepareRoundTrip plays git-annex's side of a start-up: it answers the
 // remote's GETCONFIG questions with nothing, expects PREPARE-SUCCESS, closes
 // stdin and waits for the exit (bounded to 30 s).
-func prepareRoundTrip(prog, home string) (time.Duration, error) {
+func prepareRoundTrip(prog, dir string, env []string) (time.Duration, error) {
 	start := time.Now()
 	cmd := exec.Command(prog)
-	cmd.Env = append(os.Environ(), "ANNEX_SWARM_HOME="+home)
+	cmd.Dir, cmd.Env = dir, env
 	cmd.Stderr = io.Discard
 	in, err := cmd.StdinPipe()
 	if err != nil {
