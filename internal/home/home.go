@@ -107,6 +107,15 @@ func ReadDaemonInfo(h Home) (di DaemonInfo, ok bool) {
 	if err != nil {
 		return di, false
 	}
+	return parseDaemonInfo(b)
+}
+
+// parseDaemonInfo reads the "pid N" and "log WHERE" lines of a lock file
+// (at most maxInfo bytes of it); other lines are ignored.
+func parseDaemonInfo(b []byte) (di DaemonInfo, ok bool) {
+	if len(b) > maxInfo {
+		b = b[:maxInfo]
+	}
 	for line := range strings.Lines(string(b)) {
 		k, v, _ := strings.Cut(strings.TrimRight(line, "\n"), " ")
 		switch k {
