@@ -99,7 +99,6 @@ the reason is one line on stderr. The full reference is docs/CLI.md.`,
 		Version:           version.Version,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
 	root.SetOut(stdout) // before InitDefaultCompletionCmd, which keeps it
 	root.SetVersionTemplate("annex-swarm {{.Version}}\n")
