@@ -96,9 +96,9 @@ the reason is one line on stderr. The full reference is docs/CLI.md.`,
 		Example: `  annex-swarm --home ~/.annex-swarm status
   annex-swarm put holiday.mov
   annex-swarm get bafy... -o holiday.mov`,
-		Version:           version.Version,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
+		Version:       version.Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.SetOut(stdout) // before InitDefaultCompletionCmd, which keeps it
 	root.SetVersionTemplate("annex-swarm {{.Version}}\n")
