@@ -312,3 +312,27 @@ func statusFor(err error) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// handleRemove removes a content from the swarm. It first asks the members
+// which of them hold it (the replicator's Where), so that the answer can say
+// when no member had it at all.
+func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
+	var req client.RemoveRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	root, err := chunk.ParseCID(req.CID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("rm: %w", err))
+		return
+	}
+	out := client.RemoveResult{CID: root.String()}
+	if h, err := d.repl.Where(r.Context(), root); err == nil {
+		out.Surveyed, out.Holders, out.Unreachable = true, len(h.Holders), h.Unreachable
+	}
+	if err := d.repl.Remove(r.Context(), root); err != nil {
+		writeError(w, statusFor(err), fmt.Errorf("rm: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -15,12 +15,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/internal/version"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm"
 )
 
 // Version is the program version reported by `version` and the status.
-const Version = "0.1.0-dev"
+const Version = version.Version
 
 // shutdownGrace is how long a stopping daemon lets in-flight requests finish
 // before their contexts are cancelled (and their writes roll back).

@@ -43,8 +43,8 @@ func (d *Daemon) otherMembers() []peer.ID {
 	}
 	var out []peer.ID
 	for _, p := range def.Peers() {
-		if p != d.host.ID() {
-			out = append(out, p)
+		if peer.ID(p) != d.host.ID() {
+			out = append(out, peer.ID(p))
 		}
 	}
 	return out

@@ -1,63 +1,14 @@
 package daemon
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-)
+import "github.com/annex-swarm/annex-swarm/internal/home"
 
 // HomeEnv is the environment variable naming the home folder when --home is
 // not given.
-const HomeEnv = "ANNEX_SWARM_HOME"
+const HomeEnv = home.Env
 
 // Home is a daemon's home folder and the well-known paths inside it.
-type Home struct {
-	Dir string
-}
+type Home = home.Home
 
 // ResolveHome picks the home folder: flag, else $ANNEX_SWARM_HOME, else
-// ~/.annex-swarm. The result is absolute.
-func ResolveHome(flag string) (Home, error) {
-	dir := flag
-	if dir == "" {
-		dir = os.Getenv(HomeEnv)
-	}
-	if dir == "" {
-		u, err := os.UserHomeDir()
-		if err != nil {
-			return Home{}, fmt.Errorf("finding the home folder: %w", err)
-		}
-		dir = filepath.Join(u, ".annex-swarm")
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return Home{}, fmt.Errorf("resolving home %q: %w", dir, err)
-	}
-	return Home{Dir: abs}, nil
-}
-
-// Ensure creates the home folder (0700) if it does not exist.
-func (h Home) Ensure() error {
-	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
-		return fmt.Errorf("creating home %s: %w", h.Dir, err)
-	}
-	return nil
-}
-
-// ConfigPath is the dotfile with listen addresses and limits.
-func (h Home) ConfigPath() string { return filepath.Join(h.Dir, "config.toml") }
-
-// KeyPath is the libp2p identity key.
-func (h Home) KeyPath() string { return filepath.Join(h.Dir, "identity.key") }
-
-// SocketPath is the control API's Unix socket.
-func (h Home) SocketPath() string { return filepath.Join(h.Dir, "control.sock") }
-
-// StoreDir is the chunk store.
-func (h Home) StoreDir() string { return filepath.Join(h.Dir, "store") }
-
-// RulesPath is the adopted, verified swarm definition.
-func (h Home) RulesPath() string { return filepath.Join(h.Dir, "swarm.rules") }
-
-// LockPath is the single-instance lock file.
-func (h Home) LockPath() string { return filepath.Join(h.Dir, "daemon.lock") }
+// ~/.annex-swarm (home.Resolve).
+func ResolveHome(flag string) (Home, error) { return home.Resolve(flag) }

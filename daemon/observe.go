@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/annex-swarm/annex-swarm/daemon/activity"
 	"github.com/annex-swarm/annex-swarm/daemon/client"
@@ -20,9 +19,6 @@ type observers struct {
 	webURL     string           // with the token; empty when [web] listen is unset
 	metricsURL string           // empty when [metrics] listen is unset
 }
-
-// WebTokenPath is where the daemon writes the web page's token (0600).
-func (h Home) WebTokenPath() string { return filepath.Join(h.Dir, "web.token") }
 
 // startObservers starts the web page and the metrics endpoint that the
 // config asks for; they stop when ctx ends. It runs before the control API

@@ -110,30 +110,13 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 	for _, p := range h.Holders {
 		name := ""
 		if def != nil {
-			if m, ok := def.Member(p); ok {
+			if m, ok := def.Member(rules.PeerID(p)); ok {
 				name = m.Name
 			}
 		}
 		out.Holders = append(out.Holders, client.Holder{PeerID: p.String(), Name: name})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
-	var req client.RemoveRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	root, err := chunk.ParseCID(req.CID)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("rm: %w", err))
-		return
-	}
-	if err := d.repl.Remove(r.Context(), root); err != nil {
-		writeError(w, statusFor(err), fmt.Errorf("rm: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, client.RemoveResult{CID: root.String()})
 }
 
 // replicationStatus is the status's replication summary; nil outside a swarm.

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/rules"
 )
@@ -38,7 +40,7 @@ func (d *Daemon) restoreRules(ctx context.Context) error {
 // this host's entry in the definition.
 func (d *Daemon) applyLimits(def *rules.Definition) {
 	lim := d.cfg.Limits
-	if m, ok := def.Member(d.host.ID()); ok {
+	if m, ok := def.Member(rules.PeerID(d.host.ID())); ok {
 		lim = lim.Stricter(m.Limits)
 	}
 	d.effective.Store(&lim)
@@ -130,9 +132,9 @@ func (d *Daemon) memberStatus() []client.MemberStatus {
 	}
 	var out []client.MemberStatus
 	for _, m := range def.Members {
-		ms := client.MemberStatus{PeerID: m.Peer.String(), Name: m.Name, Role: string(m.Role), Self: m.Peer == d.host.ID()}
-		ms.Connected = !ms.Self && len(d.host.Network().ConnsToPeer(m.Peer)) > 0
-		if t := d.members.LastSeen(m.Peer); !t.IsZero() {
+		ms := client.MemberStatus{PeerID: m.Peer.String(), Name: m.Name, Role: string(m.Role), Self: peer.ID(m.Peer) == d.host.ID()}
+		ms.Connected = !ms.Self && len(d.host.Network().ConnsToPeer(peer.ID(m.Peer))) > 0
+		if t := d.members.LastSeen(peer.ID(m.Peer)); !t.IsZero() {
 			ms.LastSeen = t.UTC().Format("2006-01-02T15:04:05Z")
 		}
 		out = append(out, ms)

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -112,7 +111,7 @@ type Member struct {
 	// Name is unique in the definition.
 	Name string
 	// Peer is the host's libp2p peer ID, unique in the definition.
-	Peer peer.ID
+	Peer PeerID
 	// Addrs are where the host listens; other members dial them.
 	Addrs []ma.Multiaddr
 	// Role is storage or client.
@@ -152,7 +151,7 @@ func (d *Definition) Signed() []byte { return slices.Clone(d.signed) }
 func (d *Definition) SignerFingerprint() string { return d.signer }
 
 // Member returns the entry of peer p.
-func (d *Definition) Member(p peer.ID) (Member, bool) {
+func (d *Definition) Member(p PeerID) (Member, bool) {
 	for _, m := range d.Members {
 		if m.Peer == p {
 			return m, true
@@ -162,21 +161,12 @@ func (d *Definition) Member(p peer.ID) (Member, bool) {
 }
 
 // Peers returns the peer IDs of all members, in document order.
-func (d *Definition) Peers() []peer.ID {
-	ps := make([]peer.ID, len(d.Members))
+func (d *Definition) Peers() []PeerID {
+	ps := make([]PeerID, len(d.Members))
 	for i, m := range d.Members {
 		ps[i] = m.Peer
 	}
 	return ps
-}
-
-// AddrInfos returns each member's peer ID and addresses, for dialing.
-func (d *Definition) AddrInfos() []peer.AddrInfo {
-	out := make([]peer.AddrInfo, len(d.Members))
-	for i, m := range d.Members {
-		out[i] = peer.AddrInfo{ID: m.Peer, Addrs: slices.Clone(m.Addrs)}
-	}
-	return out
 }
 
 // Admin returns the admin entry with fingerprint fpr (any case).

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // The edits behind the offline authoring commands (docs/RULES.md#authoring).
@@ -61,7 +59,7 @@ func (d *Definition) AddMember(m Member) error {
 }
 
 // RemoveMember removes the member with peer ID p.
-func (d *Definition) RemoveMember(p peer.ID) error {
+func (d *Definition) RemoveMember(p PeerID) error {
 	i := slices.IndexFunc(d.Members, func(m Member) bool { return m.Peer == p })
 	if i < 0 {
 		return fmt.Errorf("%w: peer %s is not a member", ErrNotFound, p)

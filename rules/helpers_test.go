@@ -31,7 +31,7 @@ func newSigner(t testing.TB, name string) (*Signer, []byte) {
 }
 
 // newPeer makes a fresh libp2p peer ID.
-func newPeer(t testing.TB) peer.ID {
+func newPeer(t testing.TB) PeerID {
 	t.Helper()
 	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -41,7 +41,7 @@ func newPeer(t testing.TB) peer.ID {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return PeerID(p)
 }
 
 // newMember makes a storage member with one loopback address.

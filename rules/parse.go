@@ -13,7 +13,6 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -171,7 +170,7 @@ func (f *fileDoc) definition() (*Definition, error) {
 
 func (fm *fileMember) member() (Member, error) {
 	m := Member{Name: fm.Name, Role: Role(fm.Role), Groups: fm.Groups}
-	p, err := peer.Decode(fm.Peer)
+	p, err := DecodePeerID(fm.Peer)
 	if err != nil {
 		return m, fmt.Errorf("%w: peer = %q: %v", ErrPeerID, fm.Peer, err)
 	}
@@ -209,7 +208,7 @@ func (fm *fileMember) member() (Member, error) {
 
 // ParseAddr parses a member address for peer p. A trailing /p2p/ component
 // must name p and is dropped; the address must be in canonical form.
-func ParseAddr(s string, p peer.ID) (ma.Multiaddr, error) {
+func ParseAddr(s string, p PeerID) (ma.Multiaddr, error) {
 	a, err := ma.NewMultiaddr(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrMultiaddr, s, err)
@@ -217,7 +216,7 @@ func ParseAddr(s string, p peer.ID) (ma.Multiaddr, error) {
 	if again, err := ma.NewMultiaddr(a.String()); err != nil || !again.Equal(a) {
 		return nil, fmt.Errorf("%w: %q does not survive a round trip", ErrMultiaddr, s)
 	}
-	transport, id := peer.SplitAddr(a)
+	transport, id := splitP2P(a)
 	if id != "" && id != p {
 		return nil, fmt.Errorf("%w: %q names peer %s, not %s", ErrMultiaddr, s, id, p)
 	}

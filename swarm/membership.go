@@ -114,7 +114,7 @@ func (m *Membership) Join(ctx context.Context, signed []byte) (*rules.Definition
 			return nil, fmt.Errorf("verifying the definition against version %d: %w", cur.Version, err)
 		}
 	}
-	if _, ok := d.Member(m.host.ID()); !ok {
+	if _, ok := d.Member(rules.PeerID(m.host.ID())); !ok {
 		return nil, fmt.Errorf("this host (%s) is not a member of swarm %q version %d", m.host.ID(), d.Swarm, d.Version)
 	}
 	if err := m.adopt(ctx, d); err != nil {
@@ -179,16 +179,16 @@ func (m *Membership) adopt(ctx context.Context, d *rules.Definition) error {
 		return fmt.Errorf("storing the definition: %w", err)
 	}
 	self := m.host.ID()
-	_, member := d.Member(self)
+	_, member := d.Member(rules.PeerID(self))
 	var allowed []peer.ID
 	if member {
-		for _, p := range d.Peers() {
+		for _, p := range peersOf(d) {
 			if p != self {
 				allowed = append(allowed, p)
 			}
 		}
 	}
-	for _, ai := range d.AddrInfos() {
+	for _, ai := range addrInfos(d) {
 		if ai.ID != self {
 			m.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		}
@@ -246,7 +246,7 @@ func (m *Membership) adopt(ctx context.Context, d *rules.Definition) error {
 func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 	self := m.host.ID()
 	var boot []peer.AddrInfo
-	for _, ai := range d.AddrInfos() {
+	for _, ai := range addrInfos(d) {
 		if ai.ID != self {
 			boot = append(boot, ai)
 		}
@@ -312,13 +312,13 @@ func (m *Membership) syncRound(ctx context.Context) {
 	if d == nil {
 		return
 	}
-	if _, ok := d.Member(m.host.ID()); !ok {
+	if _, ok := d.Member(rules.PeerID(m.host.ID())); !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.interval)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, ai := range d.AddrInfos() {
+	for _, ai := range addrInfos(d) {
 		if ai.ID == m.host.ID() {
 			continue
 		}

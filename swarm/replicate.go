@@ -188,7 +188,7 @@ func (r *Replicator) currentPolicy() (policy, bool) {
 	if def == nil {
 		return policy{}, false
 	}
-	me, ok := def.Member(r.host.ID())
+	me, ok := def.Member(rules.PeerID(r.host.ID()))
 	if !ok {
 		return policy{}, false
 	}
@@ -199,7 +199,7 @@ func (r *Replicator) currentPolicy() (policy, bool) {
 
 // isStorage reports whether p is a storage member of the policy's definition.
 func (pl policy) isStorage(p peer.ID) bool {
-	m, ok := pl.def.Member(p)
+	m, ok := pl.def.Member(rules.PeerID(p))
 	return ok && m.Role == rules.RoleStorage
 }
 
@@ -207,8 +207,8 @@ func (pl policy) isStorage(p peer.ID) bool {
 func (pl policy) storagePeers() []peer.ID {
 	var out []peer.ID
 	for _, m := range pl.def.Members {
-		if m.Role == rules.RoleStorage && m.Peer != pl.self {
-			out = append(out, m.Peer)
+		if m.Role == rules.RoleStorage && peer.ID(m.Peer) != pl.self {
+			out = append(out, peer.ID(m.Peer))
 		}
 	}
 	return out
@@ -263,7 +263,7 @@ func rank(root cid.Cid, ps []peer.ID) []peer.ID {
 func order(root cid.Cid, def *rules.Definition, cands, holders []peer.ID) []peer.ID {
 	covered := map[string]bool{}
 	groups := func(p peer.ID) []string {
-		m, _ := def.Member(p)
+		m, _ := def.Member(rules.PeerID(p))
 		return m.Groups
 	}
 	for _, h := range holders {

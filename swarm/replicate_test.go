@@ -68,7 +68,7 @@ func TestOrderSpreadsAcrossGroups(t *testing.T) {
 	for i, g := range []string{"home", "home", "home", "office"} {
 		id, _ := testPeer(t)
 		ids = append(ids, id)
-		members = append(members, rules.Member{Name: string(rune('a' + i)), Peer: id, Role: rules.RoleStorage, Groups: []string{g}})
+		members = append(members, rules.Member{Name: string(rune('a' + i)), Peer: rules.PeerID(id), Role: rules.RoleStorage, Groups: []string{g}})
 	}
 	def := &rules.Definition{Members: members}
 	office := ids[3]
@@ -133,7 +133,7 @@ func signedRemoval(t testing.TB, k crypto.PrivKey, id peer.ID, root cid.Cid, at 
 func TestRemovalVerification(t *testing.T) {
 	id, k := testPeer(t)
 	stranger, sk := testPeer(t)
-	pl := policy{def: &rules.Definition{Members: []rules.Member{{Name: "m", Peer: id, Role: rules.RoleStorage}}}}
+	pl := policy{def: &rules.Definition{Members: []rules.Member{{Name: "m", Peer: rules.PeerID(id), Role: rules.RoleStorage}}}}
 	root := testRoot(t, "x")
 	if err := verifyRemoval(pl, signedRemoval(t, k, id, root, 5, false)); err != nil {
 		t.Fatalf("a member's record refused: %v", err)

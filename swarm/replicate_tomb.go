@@ -16,6 +16,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/rules"
 )
 
 // Removal records (docs/REPLICATION.md "Removal"): `rm` makes a record
@@ -264,7 +265,7 @@ func verifyRemoval(pl policy, rec *proto.Removal) error {
 	if err != nil {
 		return fmt.Errorf("%w: issuer: %v", ErrBadRemoval, err)
 	}
-	if _, ok := pl.def.Member(issuer); !ok {
+	if _, ok := pl.def.Member(rules.PeerID(issuer)); !ok {
 		return fmt.Errorf("%w: %s is not a member", ErrBadRemoval, issuer)
 	}
 	pub, err := issuer.ExtractPublicKey()
@@ -360,7 +361,7 @@ func (r *Replicator) restore(ctx context.Context, root cid.Cid) error {
 // spreadRemovals hands every connected member the records it was not sent.
 func (r *Replicator) spreadRemovals(ctx context.Context, pl policy) {
 	var wg sync.WaitGroup
-	for _, p := range pl.def.Peers() {
+	for _, p := range peersOf(pl.def) {
 		if p == pl.self || !r.connected(p) {
 			continue
 		}

@@ -1,35 +1,23 @@
 package main
 
+// The commands that talk to the local daemon: id, status, put, get, fsck.
+
 import (
-	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
-	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 )
 
-// The commands that talk to the local daemon.
-
-func (e *env) client() *client.Client { return client.New(e.home.Dir) }
-
-// fail prints a one-line error and returns exit status 1.
-func fail(stderr io.Writer, cmd string, err error) int {
-	fmt.Fprintf(stderr, "annex-swarm %s: %v\n", cmd, err)
-	return 1
-}
-
-// usageError prints a usage problem and returns exit status 2.
-func usageError(stderr io.Writer, cmd, msg string) int {
-	fmt.Fprintf(stderr, "annex-swarm %s: %s\n", cmd, msg)
-	return 2
-}
+const jsonUsage = "print the answer as JSON (the form scripts rely on; see docs/CLI.md)"
 
 func printJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)
@@ -37,198 +25,210 @@ func printJSON(w io.Writer, v any) {
 	_ = enc.Encode(v)
 }
 
-func (e *env) runID(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("id", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return usageError(stderr, "id", err.Error())
+func (e *env) idCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "id [--json]",
+		Short: "Print this daemon's peer ID and listen addresses",
+		Long: `id prints the libp2p peer ID of the local daemon and the addresses it listens
+on: what an admin needs for 'annex-swarm member add'.
+With --json: {"peer_id": ..., "addrs": [...]}.`,
+		Example: "  annex-swarm id\n  annex-swarm --home /srv/swarm id --json",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			id, err := cl.ID(c.Context())
+			if err != nil {
+				return fail(err)
+			}
+			if asJSON {
+				printJSON(e.out, id)
+				return nil
+			}
+			fmt.Fprintln(e.out, id.PeerID)
+			for _, a := range id.Addrs {
+				fmt.Fprintf(e.out, "  %s\n", a)
+			}
+			return nil
+		},
 	}
-	id, err := e.client().ID(ctx)
-	if err != nil {
-		return fail(stderr, "id", err)
-	}
-	if *asJSON {
-		printJSON(stdout, id)
-		return 0
-	}
-	fmt.Fprintln(stdout, id.PeerID)
-	for _, a := range id.Addrs {
-		fmt.Fprintf(stdout, "  %s\n", a)
-	}
-	return 0
+	c.Flags().BoolVar(&asJSON, "json", false, jsonUsage)
+	return c
 }
 
-func (e *env) runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return usageError(stderr, "status", err.Error())
+func (e *env) statusCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show the swarm at a glance: members, store, traffic, replication",
+		Long: `status shows the adopted swarm and its version, every member with its state
+and when it was last seen, the store's use, the traffic since start and the
+replication summary with any problem the daemon sees.
+With --json: at least peer_id, swarm {name, id, version}, connected_peers,
+store {used, limit}, bytes_sent, bytes_received, members and replication.`,
+		Example: "  annex-swarm status\n  annex-swarm status --json | jq .replication",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Status(c.Context())
+			if err != nil {
+				return fail(err)
+			}
+			if asJSON {
+				printJSON(e.out, st)
+				return nil
+			}
+			printStatus(e.out, st, now())
+			return nil
+		},
 	}
-	st, err := e.client().Status(ctx)
-	if err != nil {
-		return fail(stderr, "status", err)
-	}
-	if *asJSON {
-		printJSON(stdout, st)
-		return 0
-	}
-	printStatus(stdout, st)
-	return 0
+	c.Flags().BoolVar(&asJSON, "json", false, jsonUsage)
+	return c
 }
 
-func printStatus(w io.Writer, st client.Status) {
-	fmt.Fprintf(w, "peer      %s (annex-swarmd %s)\n", st.PeerID, st.Version)
-	if st.Swarm == nil {
-		fmt.Fprintf(w, "swarm     none joined (annex-swarm join RULES)\n")
-	} else {
-		fmt.Fprintf(w, "swarm     %s  id %s  version %d\n", st.Swarm.Name, st.Swarm.ID, st.Swarm.Version)
+func (e *env) putCmd() *cobra.Command {
+	var key string
+	c := &cobra.Command{
+		Use:   "put FILE [--key KEY]",
+		Short: "Store a file in the swarm and print its CID",
+		Long: `put hands FILE to the local daemon, which chunks it, stores it, announces it
+and places copies per the swarm's rules. It returns once copies_min storage
+members hold verified copies; the members bring it to the target by
+themselves. The content's CID is the last line of stdout.`,
+		Example: "  annex-swarm put holiday.mov\n  cid=$(annex-swarm put holiday.mov | tail -n 1)",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return fail(err)
+			}
+			bar := newBar(c.ErrOrStderr(), "put")
+			res, err := cl.Put(c.Context(), client.PutRequest{Path: path, Key: key}, bar.update)
+			bar.done()
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintln(e.out, res.CID)
+			return nil
+		},
 	}
-	limit := "unlimited"
-	if st.Store.Limit > 0 {
-		limit = humanBytes(st.Store.Limit)
+	c.Flags().StringVar(&key, "key", "", "git-annex key of the content, recorded in its manifest")
+	return c
+}
+
+func (e *env) getCmd() *cobra.Command {
+	var out string
+	var force bool
+	c := &cobra.Command{
+		Use:   "get CID -o FILE [--force]",
+		Short: "Fetch a content from the swarm (from many members at once), verify it and write it",
+		Long: `get fetches the content CID from the members that hold it, several at once,
+verifies every chunk against its CID and writes FILE atomically. An existing
+FILE is left alone unless --force is given.`,
+		Example: "  annex-swarm get bafybei... -o holiday.mov\n  annex-swarm get bafybei... -o holiday.mov --force",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			path, err := filepath.Abs(out)
+			if err != nil {
+				return fail(err)
+			}
+			if !force {
+				if _, err := os.Lstat(path); err == nil {
+					return fail(fmt.Errorf("%s already exists; not overwriting it (use --force to replace it)", out))
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return fail(fmt.Errorf("checking %s: %w", out, err))
+				}
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			bar := newBar(c.ErrOrStderr(), "get")
+			_, err = cl.Get(c.Context(), client.GetRequest{CID: args[0], Path: path}, bar.update)
+			bar.done()
+			if err != nil {
+				return fail(err)
+			}
+			return nil
+		},
 	}
-	fmt.Fprintf(w, "store     %s used of %s, %d chunks, %d contents, %d corrupt found\n",
-		humanBytes(st.Store.Used), limit, st.Store.Chunks, st.Store.Manifests, st.Store.Corrupt)
-	fmt.Fprintf(w, "traffic   %s sent, %s received, %d peers connected\n",
-		humanBytes(st.BytesSent), humanBytes(st.BytesReceived), st.ConnectedPeers)
-	for _, m := range st.Members {
-		state := "not connected"
-		switch {
-		case m.Self:
-			state = "this host"
-		case m.Connected:
-			state = "connected"
+	c.Flags().StringVarP(&out, "output", "o", "", "file to write the content to")
+	c.Flags().BoolVar(&force, "force", false, "replace FILE when it exists")
+	_ = c.MarkFlagRequired("output")
+	return c
+}
+
+func (e *env) fsckCmd() *cobra.Command {
+	var asJSON, repair bool
+	c := &cobra.Command{
+		Use:   "fsck [--repair] [--json]",
+		Short: "Verify every chunk of the local store; exit 1 when anything is wrong",
+		Long: `fsck reads every chunk of the local store and checks it against its CID.
+Corrupt chunks are quarantined (and fetched again by replication). It exits 1
+whenever it reports a problem: corrupt, orphaned or unreferenced chunks,
+incomplete contents or wrong counters. --repair removes orphaned and
+unreferenced chunks.
+With --json: {"checked", "corrupt", "orphaned", "unreferenced", "incomplete", ...}.`,
+		Example: "  annex-swarm fsck\n  annex-swarm fsck --repair --json",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.Fsck(c.Context(), client.FsckRequest{Repair: repair})
+			if err != nil {
+				return fail(err)
+			}
+			if asJSON {
+				printJSON(e.out, res)
+			} else {
+				fmt.Fprintf(e.out, "%d chunks verified: %d corrupt (quarantined), %d orphaned, %d unreferenced, %d contents incomplete\n",
+					res.Checked, len(res.Corrupt), len(res.Orphaned), len(res.Unreferenced), len(res.Incomplete))
+				for _, c := range res.Corrupt {
+					fmt.Fprintf(e.out, "corrupt   %s\n", c)
+				}
+				for _, c := range res.Orphaned {
+					fmt.Fprintf(e.out, "orphaned  %s\n", c)
+				}
+				for _, c := range res.Incomplete {
+					fmt.Fprintf(e.out, "incomplete %s\n", c)
+				}
+			}
+			if p := fsckProblems(res); p != "" {
+				return fail(errors.New("the store has problems: " + p))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, jsonUsage)
+	c.Flags().BoolVar(&repair, "repair", false, "remove orphaned and unreferenced chunks")
+	return c
+}
+
+// fsckProblems names what fsck found wrong, "" when nothing.
+func fsckProblems(r client.FsckResult) string {
+	var p []string
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{len(r.Corrupt), "corrupt"}, {len(r.Orphaned), "orphaned"}, {len(r.Unreferenced), "unreferenced"}, {len(r.Incomplete), "contents incomplete"}} {
+		if x.n > 0 {
+			p = append(p, fmt.Sprintf("%d %s", x.n, x.what))
 		}
-		seen := ""
-		if m.LastSeen != "" && !m.Connected && !m.Self {
-			seen = ", last seen " + m.LastSeen
-		}
-		fmt.Fprintf(w, "member    %-12s %-8s %s%s  %s\n", m.Name, m.Role, state, seen, m.PeerID)
 	}
-}
-
-func (e *env) runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("put", flag.ContinueOnError)
-	key := fs.String("key", "", "git-annex key of the content")
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 1 {
-		return usageError(stderr, "put", "usage: annex-swarm put FILE [--key KEY]")
+	if r.CountersWrong {
+		p = append(p, "the store's counters disagreed with its index")
 	}
-	path, err := filepath.Abs(pos[0])
-	if err != nil {
-		return fail(stderr, "put", err)
-	}
-	bar := newBar(stderr, "put")
-	res, err := e.client().Put(ctx, client.PutRequest{Path: path, Key: *key}, bar.update)
-	bar.done()
-	if err != nil {
-		return fail(stderr, "put", err)
-	}
-	fmt.Fprintln(stdout, res.CID)
-	return 0
-}
-
-func (e *env) runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	out := fs.String("o", "", "file to write")
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 1 || *out == "" {
-		return usageError(stderr, "get", "usage: annex-swarm get CID -o FILE")
-	}
-	path, err := filepath.Abs(*out)
-	if err != nil {
-		return fail(stderr, "get", err)
-	}
-	bar := newBar(stderr, "get")
-	_, err = e.client().Get(ctx, client.GetRequest{CID: pos[0], Path: path}, bar.update)
-	bar.done()
-	if err != nil {
-		return fail(stderr, "get", err)
-	}
-	return 0
-}
-
-func (e *env) runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	repair := fs.Bool("repair", false, "remove orphaned and unreferenced chunks")
-	if _, err := parseArgs(fs, args); err != nil {
-		return usageError(stderr, "fsck", err.Error())
-	}
-	res, err := e.client().Fsck(ctx, client.FsckRequest{Repair: *repair})
-	if err != nil {
-		return fail(stderr, "fsck", err)
-	}
-	if *asJSON {
-		printJSON(stdout, res)
-	} else {
-		fmt.Fprintf(stdout, "%d chunks verified: %d corrupt (quarantined), %d orphaned, %d unreferenced, %d contents incomplete\n",
-			res.Checked, len(res.Corrupt), len(res.Orphaned), len(res.Unreferenced), len(res.Incomplete))
-		for _, c := range res.Corrupt {
-			fmt.Fprintf(stdout, "corrupt   %s\n", c)
-		}
-		for _, c := range res.Orphaned {
-			fmt.Fprintf(stdout, "orphaned  %s\n", c)
-		}
-		for _, c := range res.Incomplete {
-			fmt.Fprintf(stdout, "incomplete %s\n", c)
-		}
-	}
-	if !res.OK() {
-		return 1
-	}
-	return 0
-}
-
-// bar draws a progress bar on stderr when it is a terminal, and nothing
-// otherwise.
-type bar struct {
-	pb *progressbar.ProgressBar
-	w  io.Writer
-	op string
-}
-
-func newBar(w io.Writer, op string) *bar { return &bar{w: w, op: op} }
-
-func (b *bar) update(p client.Progress) {
-	if !isTerminal(b.w) {
-		return
-	}
-	if b.pb == nil {
-		total := p.Total
-		if total == 0 {
-			total = -1
-		}
-		b.pb = progressbar.NewOptions64(total, progressbar.OptionSetWriter(b.w), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription(b.op), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
-	}
-	_ = b.pb.Set64(p.Bytes)
-}
-
-func (b *bar) done() {
-	if b.pb != nil {
-		_ = b.pb.Finish()
-	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return strings.Join(p, ", ")
 }

@@ -1,29 +1,23 @@
 // Command annex-swarm is the CLI of annex-swarm: it talks to the local
 // annex-swarmd through its control API, and authors keys and swarm rules
-// offline.
+// offline. The command-line contracts are in docs/CLI.md.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
 
-	"github.com/annex-swarm/annex-swarm/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/internal/home"
+	"github.com/annex-swarm/annex-swarm/internal/version"
 )
-
-// command runs one subcommand with the arguments after its name and returns
-// the exit status.
-type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-
-// env is what the daemon commands share: the resolved home.
-type env struct {
-	home daemon.Home
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,81 +26,132 @@ func main() {
 	os.Exit(code)
 }
 
+// failure marks an error of the work itself (exit 1). Any other error that
+// reaches run is a usage error (exit 2): an unknown command or flag, a
+// missing argument.
+type failure struct{ err error }
+
+func (f failure) Error() string { return f.err.Error() }
+func (f failure) Unwrap() error { return f.err }
+
+// fail wraps err as a failure of the command (exit status 1).
+func fail(err error) error { return failure{err} }
+
+// run executes the command line args and returns the exit status: 0 on
+// success, 1 when the command failed, 2 on a usage error; the reason is one
+// line on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	homeFlag, args, err := takeHome(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "annex-swarm: %v\n", err)
-		return 2
-	}
-	home, err := daemon.ResolveHome(homeFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "annex-swarm: %v\n", err)
-		return 1
-	}
-	e := &env{home: home}
-	commands := map[string]command{
-		"id":      e.runID,
-		"status":  e.runStatus,
-		"put":     e.runPut,
-		"get":     e.runGet,
-		"fsck":    e.runFsck,
-		"join":    e.runJoin,
-		"leave":   e.runLeave,
-		"where":   e.runWhere,
-		"rm":      e.runRm,
-		"version": runVersion,
-		"key":     runKey,
-		"swarm":   runSwarm,
-		"member":  runMember,
-		"rules":   e.runRules,
-		"admin":   runAdmin,
-		"demo":    runDemo,
-	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout, commands)
+	root := newRoot(stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return 0
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "annex-swarm: unknown command %q (see annex-swarm help)\n", args[0])
-		return 2
+	if cmd == nil {
+		cmd = root
 	}
-	return cmd(ctx, args[1:], stdout, stderr)
+	var f failure
+	if errors.As(err, &f) {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), f.err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "%s: %v (see %s --help)\n", cmd.CommandPath(), err, cmd.CommandPath())
+	return 2
 }
 
-// takeHome removes --home DIR (or --home=DIR) from anywhere in args, so every
-// command accepts it in any position.
-func takeHome(args []string) (string, []string, error) {
-	var home string
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--home" || a == "-home":
-			if i+1 >= len(args) {
-				return "", nil, fmt.Errorf("--home needs a folder")
-			}
-			home = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--home=") || strings.HasPrefix(a, "-home="):
-			_, home, _ = strings.Cut(a, "=")
-		default:
-			out = append(out, a)
+// env is what the commands share: the --home flag and stdout.
+type env struct {
+	homeFlag string
+	out      io.Writer
+}
+
+// home resolves the home folder: --home, else $ANNEX_SWARM_HOME, else
+// ~/.annex-swarm.
+func (e *env) home() (home.Home, error) { return home.Resolve(e.homeFlag) }
+
+// client returns the control API client of the home's daemon.
+func (e *env) client() (*client.Client, error) {
+	h, err := e.home()
+	if err != nil {
+		return nil, fail(err)
+	}
+	return client.New(h.Dir), nil
+}
+
+// newRoot builds the whole command tree.
+func newRoot(stdout io.Writer) *cobra.Command {
+	e := &env{out: stdout}
+	root := &cobra.Command{
+		Use:   "annex-swarm",
+		Short: "Control a local annex-swarmd and author swarm keys and rules",
+		Long: `annex-swarm talks to the local annex-swarmd over its control socket
+(HOME/control.sock) to store, fetch, locate and remove content in the swarm,
+and authors OpenPGP keys and signed swarm definitions offline.
+
+The home folder is --home DIR, else $ANNEX_SWARM_HOME, else ~/.annex-swarm.
+Exit status: 0 on success, 1 when the command failed, 2 on a usage error;
+the reason is one line on stderr. The full reference is docs/CLI.md.`,
+		Example: `  annex-swarm --home ~/.annex-swarm status
+  annex-swarm put holiday.mov
+  annex-swarm get bafy... -o holiday.mov`,
+		Version:       version.Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(stdout) // before InitDefaultCompletionCmd, which keeps it
+	root.SetVersionTemplate("annex-swarm {{.Version}}\n")
+	root.PersistentFlags().StringVar(&e.homeFlag, "home", "", "home folder of the daemon (default $ANNEX_SWARM_HOME, else ~/.annex-swarm)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
+
+	root.AddGroup(&cobra.Group{ID: "daemon", Title: "Commands that talk to the local daemon:"},
+		&cobra.Group{ID: "author", Title: "Offline authoring of keys and rules (no daemon needed):"},
+		&cobra.Group{ID: "other", Title: "Other commands:"})
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
 		}
 	}
-	return home, out, nil
-}
-
-func usage(w io.Writer, commands map[string]command) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	add("daemon", e.idCmd(), e.statusCmd(), e.putCmd(), e.getCmd(), e.whereCmd(), e.rmCmd(),
+		e.fsckCmd(), e.joinCmd(), e.leaveCmd())
+	add("author", keyCmd(e), swarmCmd(e), memberCmd(e), adminCmd(e), e.rulesCmd())
+	add("other", demoCmd(), versionCmd(), manCmd(root))
+	root.SetHelpCommandGroupID("other")
+	root.SetCompletionCommandGroupID("other")
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  annex-swarm help put"
+		case "completion":
+			describeCompletion(c)
+		}
 	}
-	sort.Strings(names)
-	fmt.Fprintf(w, "usage: annex-swarm [--home DIR] COMMAND [ARGS]\n\ncommands: %s\n", strings.Join(names, ", "))
+	return root
 }
 
-func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stdout, "annex-swarm %s\n", daemon.Version)
-	return 0
+// describeCompletion gives cobra's completion commands examples.
+func describeCompletion(c *cobra.Command) {
+	c.Example = `  annex-swarm completion bash > /etc/bash_completion.d/annex-swarm
+  annex-swarm completion zsh > "${fpath[1]}/_annex-swarm"
+  annex-swarm completion fish > ~/.config/fish/completions/annex-swarm.fish`
+	for _, s := range c.Commands() {
+		s.Example = fmt.Sprintf("  annex-swarm completion %s", s.Name())
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version of annex-swarm",
+		Example: "  annex-swarm version",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			fmt.Fprintf(c.OutOrStdout(), "annex-swarm %s\n", version.Version)
+			return nil
+		},
+	}
 }

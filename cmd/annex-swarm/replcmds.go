@@ -1,46 +1,81 @@
 package main
 
-import (
-	"context"
-	"flag"
-	"fmt"
-	"io"
-)
-
 // The replication commands: where and rm.
 
-func (e *env) runWhere(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("where", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 1 {
-		return usageError(stderr, "where", "usage: annex-swarm where CID [--json]")
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+)
+
+func (e *env) whereCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "where CID [--json]",
+		Short: "List the members that hold a verified full copy of a content",
+		Long: `where asks the storage members which of them hold a verified full copy of CID.
+With --json: {"cid": ..., "holders": [{"peer_id": ..., "name": ...}], "copies": N,
+"target": M, "copies_min": K, "unreachable": U}.`,
+		Example: "  annex-swarm where bafybei...\n  annex-swarm where bafybei... --json | jq .copies",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.Where(c.Context(), args[0])
+			if err != nil {
+				return fail(err)
+			}
+			if asJSON {
+				printJSON(e.out, res)
+				return nil
+			}
+			fmt.Fprintf(e.out, "%s: %d of %d copies\n", res.CID, res.Copies, res.Target)
+			for _, h := range res.Holders {
+				fmt.Fprintf(e.out, "  %-12s %s\n", h.Name, h.PeerID)
+			}
+			return nil
+		},
 	}
-	res, err := e.client().Where(ctx, pos[0])
-	if err != nil {
-		return fail(stderr, "where", err)
-	}
-	if *asJSON {
-		printJSON(stdout, res)
-		return 0
-	}
-	fmt.Fprintf(stdout, "%s: %d of %d copies\n", res.CID, res.Copies, res.Target)
-	for _, h := range res.Holders {
-		fmt.Fprintf(stdout, "  %-12s %s\n", h.Name, h.PeerID)
-	}
-	return 0
+	c.Flags().BoolVar(&asJSON, "json", false, jsonUsage)
+	return c
 }
 
-func (e *env) runRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rm", flag.ContinueOnError)
-	pos, err := parseArgs(fs, args)
-	if err != nil || len(pos) != 1 {
-		return usageError(stderr, "rm", "usage: annex-swarm rm CID")
+func (e *env) rmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm CID",
+		Short: "Remove a content from every member of the swarm",
+		Long: `rm removes CID from every member. Members that are offline remove it when
+they come back. A CID that no member holds is reported as such (exit 0).`,
+		Example: "  annex-swarm rm bafybei...",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.Remove(c.Context(), args[0])
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintln(e.out, removeMessage(res))
+			return nil
+		},
 	}
-	res, err := e.client().Remove(ctx, pos[0])
-	if err != nil {
-		return fail(stderr, "rm", err)
+}
+
+// removeMessage says what rm did, in words that are true of res.
+func removeMessage(res client.RemoveResult) string {
+	switch {
+	case !res.Surveyed:
+		return fmt.Sprintf("removed %s from this host (it is in no swarm)", res.CID)
+	case res.Holders == 0 && res.Unreachable == 0:
+		return fmt.Sprintf("%s is unknown to the swarm: no member holds a copy (its removal is recorded, so a copy that turns up later is dropped)", res.CID)
+	case res.Holders == 0:
+		return fmt.Sprintf("no reachable member holds %s; %d members could not be asked and remove it when they come back", res.CID, res.Unreachable)
 	}
-	fmt.Fprintf(stdout, "removed %s (members that are offline remove it when they come back)\n", res.CID)
-	return 0
+	return fmt.Sprintf("removed %s from %d members (members that are offline remove it when they come back)", res.CID, res.Holders)
 }

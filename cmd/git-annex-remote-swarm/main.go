@@ -14,8 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/annex-swarm/annex-swarm/daemon"
 	"github.com/annex-swarm/annex-swarm/daemon/remote"
+	"github.com/annex-swarm/annex-swarm/internal/version"
 	"github.com/annex-swarm/annex-swarm/proto/annexremote"
 )
 
@@ -29,7 +29,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		if args[0] == "--version" || args[0] == "version" {
-			fmt.Fprintf(stdout, "git-annex-remote-swarm %s\n", daemon.Version)
+			fmt.Fprintf(stdout, "git-annex-remote-swarm %s\n", version.Version)
 			return 0
 		}
 		fmt.Fprintln(stderr, "git-annex-remote-swarm: git-annex runs this program; it takes no arguments (see: git annex initremote NAME type=external externaltype=swarm encryption=none)")

@@ -14,8 +14,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/annex-swarm/annex-swarm/internal/home"
 )
 
 // ErrNotRunning is returned when no daemon answers on the home's control socket.
@@ -36,11 +39,14 @@ func (e *APIError) Error() string { return e.Message }
 type Client struct {
 	home string
 	http *http.Client
+	// probe marks the client lostAnswer uses to check on the daemon; its
+	// own broken answers are plain errors.
+	probe bool
 }
 
 // New returns a client for the daemon of the home folder dir.
 func New(dir string) *Client {
-	sock := filepath.Join(dir, "control.sock")
+	sock := home.Home{Dir: dir}.SocketPath()
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -49,6 +55,33 @@ func New(dir string) *Client {
 		DisableCompression: true,
 	}
 	return &Client{home: dir, http: &http.Client{Transport: tr}}
+}
+
+// ErrStopped is returned when the daemon stopped while it was answering.
+var ErrStopped = errors.New("annex-swarmd stopped")
+
+// stopProbe bounds the check whether the daemon still answers.
+const stopProbe = 2 * time.Second
+
+// lostAnswer is the error for an answer to path that broke off with err: when
+// the daemon no longer answers, it says that the daemon stopped and where its
+// log is (home.ReadDaemonInfo); otherwise it is err itself.
+func (c *Client) lostAnswer(path string, err error) error {
+	if c.probe {
+		return fmt.Errorf("reading answer to %s: %w", path, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopProbe)
+	defer cancel()
+	p := New(c.home)
+	p.probe = true
+	if _, perr := p.ID(ctx); perr == nil {
+		return fmt.Errorf("reading answer to %s: %w", path, err)
+	}
+	op := strings.TrimPrefix(path, "/v1/")
+	if di, ok := home.ReadDaemonInfo(home.Home{Dir: c.home}); ok {
+		return fmt.Errorf("%w (pid %d) while answering %s for %s; its log: %s", ErrStopped, di.PID, op, c.home, di.Log)
+	}
+	return fmt.Errorf("%w while answering %s for %s; see its log (where its standard error went)", ErrStopped, op, c.home)
 }
 
 // NotRunningError is the one-line message shown when the daemon is down.
@@ -121,6 +154,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return nil
 	}
 	if err := json.NewDecoder(body).Decode(out); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return c.lostAnswer(path, err)
+		}
 		return fmt.Errorf("decoding answer to %s: %w", path, err)
 	}
 	return nil
@@ -161,9 +197,9 @@ func (c *Client) stream(ctx context.Context, path string, in any, progress func(
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading answer to %s: %w", path, err)
+		return c.lostAnswer(path, err)
 	}
-	return fmt.Errorf("reading answer to %s: the daemon closed the stream before the result", path)
+	return c.lostAnswer(path, errors.New("the daemon closed the stream before the result"))
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in any) (*http.Response, error) {
@@ -187,6 +223,9 @@ func (c *Client) do(ctx context.Context, method, path string, in any) (*http.Res
 	if err != nil {
 		if isNotRunning(err) {
 			return nil, NotRunningError(c.home)
+		}
+		if ctx.Err() == nil {
+			return nil, c.lostAnswer(path, err)
 		}
 		return nil, fmt.Errorf("calling annex-swarmd %s: %w", path, err)
 	}

@@ -41,6 +41,12 @@ type RemoveRequest struct {
 // RemoveResult is the outcome of a removal.
 type RemoveResult struct {
 	CID string `json:"cid"`
+	// Surveyed says the members were asked before the removal (only in a
+	// swarm); Holders is then how many storage members held a verified copy
+	// and Unreachable how many could not be asked.
+	Surveyed    bool `json:"surveyed"`
+	Holders     int  `json:"holders"`
+	Unreachable int  `json:"unreachable"`
 }
 
 // ReplicationStatus summarises the replication of the contents this member

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/daemon/localswarm"
 )
@@ -58,7 +57,8 @@ func (r *run) annexStory(ctx context.Context, remoteDir string) error {
 	for _, args := range [][]string{
 		{"init", "-q"},
 		{"annex", "init", "laptop"},
-		{"annex", "initremote", "swarm", "type=external", "externaltype=swarm", "encryption=none", "home=" + laptop.Home},
+		{"config", "annex-swarm.home", laptop.Home},
+		{"annex", "initremote", "swarm", "type=external", "externaltype=swarm", "encryption=none"},
 		{"annex", "numcopies", "1"},
 	} {
 		if err := git(args...); err != nil {
@@ -80,7 +80,7 @@ func (r *run) annexStory(ctx context.Context, remoteDir string) error {
 	if err := git("annex", "copy", "--to", "swarm", "holiday.mov"); err != nil {
 		return err
 	}
-	root, err := rootOf(ctx, func(args ...string) (string, error) {
+	root, err := rootOf(func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", args...)
 		cmd.Dir, cmd.Env = repo, env
 		out, err := cmd.Output()
@@ -121,28 +121,32 @@ func (r *run) annexStory(ctx context.Context, remoteDir string) error {
 	return nil
 }
 
-// rootOf computes the CID under which the swarm holds file: the same
-// deterministic chunking and manifest (with the git-annex key) as the daemon.
-func rootOf(ctx context.Context, git func(...string) (string, error), file string) (string, error) {
+// rootOf finds the CID under which the swarm holds file: the special remote
+// records it as the key's state, which git-annex keeps in its branch as
+// KEY.log.rmt, one "TIMESTAMP UUID VALUE" line per remote.
+func rootOf(git func(...string) (string, error), file string) (string, error) {
 	key, err := git("annex", "lookupkey", filepath.Base(file))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("looking up the key of %s: %w", file, err)
 	}
-	f, err := os.Open(file)
+	path, err := git("annex", "examinekey", "--format=${hashdirlower}${key}.log.rmt", strings.TrimSpace(key))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("finding the state log of %s: %w", key, err)
 	}
-	defer f.Close()
-	m, err := chunk.BuildManifest(ctx, f, strings.TrimSpace(key), chunk.DefaultParams,
-		func(chunk.ChunkRef, []byte) error { return nil })
+	log, err := git("show", "git-annex:"+strings.TrimSpace(path))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("reading the state log of %s: %w", key, err)
 	}
-	id, err := m.CID()
-	if err != nil {
-		return "", err
+	var root string
+	for _, line := range strings.Split(log, "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			root = f[2]
+		}
 	}
-	return id.String(), nil
+	if root == "" {
+		return "", fmt.Errorf("the state log of %s names no CID", key)
+	}
+	return root, nil
 }
 
 func (r *run) node(name string) *localswarm.Node {

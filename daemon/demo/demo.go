@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/annex-swarm/annex-swarm/daemon/localswarm"
 	"github.com/annex-swarm/annex-swarm/rules"
 )
@@ -150,7 +148,7 @@ func (r *run) formSwarm(ctx context.Context) error {
 }
 
 func memberOf(n *localswarm.Node, name string, client bool) (rules.Member, error) {
-	id, err := peer.Decode(n.PeerID)
+	id, err := rules.DecodePeerID(n.PeerID)
 	if err != nil {
 		return rules.Member{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/internal/home"
 )
 
 // StartTimeout bounds how long a daemon may take to answer on its socket.
@@ -148,7 +149,7 @@ func (n *Node) Kill() {
 }
 
 // LogPath is the daemon's log file.
-func (n *Node) LogPath() string { return filepath.Join(n.Home, "daemon.log") }
+func (n *Node) LogPath() string { return home.Home{Dir: n.Home}.LogPath() }
 
 // LogTail returns the last lines of the daemon's log.
 func (n *Node) LogTail(lines int) string {

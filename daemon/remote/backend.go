@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/internal/home"
 	"github.com/annex-swarm/annex-swarm/proto/annexremote"
 )
 
@@ -29,42 +29,32 @@ type Daemon interface {
 
 // Configs are the settings the remote takes at initremote/enableremote.
 var Configs = []annexremote.ConfigSetting{
-	{Name: "home", Description: "annex-swarm home folder of the local daemon (default $ANNEX_SWARM_HOME or ~/.annex-swarm)"},
+	{Name: "home", Description: "deprecated, shared by every clone: prefer git config annex-swarm.home or $ANNEX_SWARM_HOME on each host, which win over it"},
 }
 
 // Backend implements annexremote.Backend on a local daemon.
 type Backend struct {
 	// Connect returns the daemon for a home folder ("" = the default home).
 	Connect func(home string) (Daemon, string, error)
+	// GitConfig reads a git config key of the repository; nil runs
+	// `git config --get` in the working directory.
+	GitConfig func(ctx context.Context, key string) (string, error)
 
-	mu   sync.Mutex
-	d    Daemon
-	home string
+	mu       sync.Mutex
+	d        Daemon
+	home     string
+	homeFrom string
 }
 
 // New returns a backend that connects through the control API client.
 func New() *Backend {
-	return &Backend{Connect: func(home string) (Daemon, string, error) {
-		h, err := resolveHome(home)
+	return &Backend{Connect: func(dir string) (Daemon, string, error) {
+		h, err := home.Resolve(dir)
 		if err != nil {
 			return nil, "", err
 		}
-		return client.New(h), h, nil
+		return client.New(h.Dir), h.Dir, nil
 	}}
-}
-
-func resolveHome(home string) (string, error) {
-	if home == "" {
-		home = os.Getenv("ANNEX_SWARM_HOME")
-	}
-	if home == "" {
-		u, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		home = filepath.Join(u, ".annex-swarm")
-	}
-	return filepath.Abs(home)
 }
 
 // InitRemote checks that the daemon runs and has joined a swarm. It changes
@@ -73,25 +63,25 @@ func (b *Backend) InitRemote(ctx context.Context, cfg annexremote.Config) error 
 	return b.Prepare(ctx, cfg)
 }
 
-// Prepare connects to the local daemon named by the home setting.
+// Prepare connects to this host's daemon (see chooseHome).
 func (b *Backend) Prepare(ctx context.Context, cfg annexremote.Config) error {
-	home, err := cfg.Get(ctx, "home")
+	dir, from, err := b.chooseHome(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	d, h, err := b.Connect(home)
+	d, h, err := b.Connect(dir)
 	if err != nil {
 		return err
 	}
 	st, err := d.Status(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (home from %s)", err, from)
 	}
 	if st.Swarm == nil {
 		return fmt.Errorf("annex-swarmd for %s has joined no swarm (annex-swarm --home %s join RULES)", h, h)
 	}
 	b.mu.Lock()
-	b.d, b.home = d, h
+	b.d, b.home, b.homeFrom = d, h, from
 	b.mu.Unlock()
 	return nil
 }
@@ -223,6 +213,6 @@ func (b *Backend) Info(ctx context.Context) ([]annexremote.InfoField, error) {
 		{Name: "swarm id", Value: st.Swarm.ID},
 		{Name: "rules version", Value: strconv.FormatUint(st.Swarm.Version, 10)},
 		{Name: "members", Value: fmt.Sprintf("%d (%d connected)", len(st.Members), connected)},
-		{Name: "daemon home", Value: b.home},
+		{Name: "daemon home", Value: b.home + " (from " + b.homeFrom + ")"},
 	}, nil
 }
