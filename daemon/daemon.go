@@ -16,7 +16,9 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/rules"
-	"github.com/annex-swarm/annex-swarm/swarm"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
+	"github.com/annex-swarm/annex-swarm/swarm/membership"
+	"github.com/annex-swarm/annex-swarm/swarm/replicate"
 )
 
 // Version is the program version reported by `version` and the status.
@@ -33,10 +35,10 @@ type Options struct {
 	Listen []string
 	Logger *slog.Logger
 	// SyncInterval is how often members reconnect and compare definition
-	// versions; swarm.DefaultSyncInterval when zero.
+	// versions; membership.DefaultSyncInterval when zero.
 	SyncInterval time.Duration
 	// RepairInterval is the period of the replication repair round;
-	// swarm.DefaultRepairInterval when zero.
+	// replicate.DefaultRepairInterval when zero.
 	RepairInterval time.Duration
 }
 
@@ -48,10 +50,10 @@ type Daemon struct {
 	log     *slog.Logger
 	store   *chunk.Store
 	host    host.Host
-	gater   *swarm.Gater
-	members *swarm.Membership
-	xchg    *swarm.Exchange
-	repl    *swarm.Replicator
+	gater   *membership.Gater
+	members *membership.Membership
+	xchg    *exchange.Exchange
+	repl    *replicate.Replicator
 	// runCtx ends when the daemon stops; background work (announcements)
 	// runs under it and is counted in bg.
 	runCtx context.Context
@@ -101,15 +103,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer st.Close()
 
-	g := swarm.NewGater()
-	hst, err := swarm.NewHost(key, cfg.Listen, g)
+	g := membership.NewGater()
+	hst, err := membership.NewHost(key, cfg.Listen, g)
 	if err != nil {
 		return err
 	}
 	defer hst.Close()
 
 	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
-	d.members = swarm.NewMembership(hst, g, swarm.MembershipOptions{
+	d.members = membership.New(hst, g, membership.Options{
 		Logger:   log,
 		Interval: opts.SyncInterval,
 		Persist:  d.persistRules,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/rules"
-	"github.com/annex-swarm/annex-swarm/swarm"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 )
 
 // provideTimeout bounds one announcement on the DHT.
@@ -18,8 +18,8 @@ const provideTimeout = 2 * time.Minute
 
 // newExchange wires the chunk exchange to the store, the membership and the
 // daemon's traffic counters.
-func (d *Daemon) newExchange() *swarm.Exchange {
-	return swarm.NewExchange(swarm.ExchangeOptions{
+func (d *Daemon) newExchange() *exchange.Exchange {
+	return exchange.New(exchange.Options{
 		Host:   d.host,
 		Store:  d.store,
 		Logger: d.log,
@@ -79,8 +79,8 @@ func (d *Daemon) announce(root cid.Cid) {
 }
 
 // fetchProgress adapts the fetcher's progress to the control API's.
-func fetchProgress(progress func(client.Progress)) func(swarm.FetchProgress) {
-	return func(p swarm.FetchProgress) {
+func fetchProgress(progress func(client.Progress)) func(exchange.FetchProgress) {
+	return func(p exchange.FetchProgress) {
 		progress(client.Progress{Bytes: p.Bytes, Total: p.Total, Sources: p.Sources})
 	}
 }

@@ -173,6 +173,12 @@ const (
 	CodeInternal ErrorCode = 4
 	// CodeBadRequest: the request was well-formed but makes no sense here.
 	CodeBadRequest ErrorCode = 5
+	// CodeNoSpace: the responder refuses to store this for lack of room
+	// (its storage limit or its disk).
+	CodeNoSpace ErrorCode = 6
+	// CodeRemoved: the responder refuses to store content whose newest
+	// removal record is a removal (docs/REPLICATION.md "Removal").
+	CodeRemoved ErrorCode = 7
 )
 
 // String returns the code's name.
@@ -188,6 +194,10 @@ func (c ErrorCode) String() string {
 		return "internal error"
 	case CodeBadRequest:
 		return "bad request"
+	case CodeNoSpace:
+		return "no space"
+	case CodeRemoved:
+		return "removed"
 	}
 	return fmt.Sprintf("error code %d", uint16(c))
 }
