@@ -111,21 +111,6 @@ func TestServeRequests(t *testing.T) {
 		}
 	}
 
-	// Push: refused for a chunk of no manifest named on the stream, a
-	// corrupt one refused, a good one stored.
-	odd := m.Chunks[1]
-	oddData, _ := cl.st.GetChunk(context.Background(), odd.CID)
-	_, fresh := openCodec(t, cl, sv)
-	wantCode(t, roundTrip(t, fresh, &proto.PushBlock{ID: 1, CID: odd.CID, Data: oddData}), proto.CodeRefused)
-	bad := bytes.Clone(oddData)
-	bad[0] ^= 1
-	wantCode(t, roundTrip(t, c, &proto.PushBlock{ID: 20, CID: odd.CID, Data: bad}), proto.CodeBadRequest)
-	if a, ok := roundTrip(t, c, &proto.PushBlock{ID: 21, CID: odd.CID, Data: oddData}).(*proto.PushAck); !ok || !a.OK || a.ID != 21 {
-		t.Fatalf("push: %#v", a)
-	}
-	if ok, _ := sv.st.HasChunk(odd.CID); !ok {
-		t.Fatal("pushed chunk not stored")
-	}
 	if err := p2pstream.Send(c, &proto.Bye{}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +121,7 @@ func TestServeRequests(t *testing.T) {
 
 func TestServeResetsOnProtocolError(t *testing.T) {
 	n := newNodes(t, 2, nodeConfig{})
-	for _, m := range []proto.Msg{&proto.Hello{SwarmID: "x", Version: 1}, &proto.PushAck{ID: 1, OK: true}, &proto.BlockResponse{ID: 1, CID: chunk.SumChunk(nil)}} {
+	for _, m := range []proto.Msg{&proto.Hello{SwarmID: "x", Version: 1}, &proto.PlaceStart{ID: 1}, &proto.BlockResponse{ID: 1, CID: chunk.SumChunk(nil)}} {
 		_, c := openCodec(t, n[0], n[1])
 		if err := p2pstream.Send(c, m); err != nil {
 			t.Fatal(err)
@@ -144,6 +129,19 @@ func TestServeResetsOnProtocolError(t *testing.T) {
 		if _, err := c.Recv(); err == nil || errors.Is(err, io.EOF) {
 			t.Errorf("after %s: %v, want a reset", m.Type(), err)
 		}
+	}
+	// A PushBlock (type 0x07, removed from the protocol): no member may
+	// write chunks into another's store.
+	ps, _ := openCodec(t, n[0], n[1])
+	fw := proto.NewFrameWriter(ps, proto.FrameOverhead)
+	if err := fw.WriteFrame([]byte{0x07, 0xa0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(ps); err == nil {
+		t.Error("a PushBlock frame answered without a reset")
 	}
 	// Garbage bytes.
 	s, _ := openCodec(t, n[0], n[1])

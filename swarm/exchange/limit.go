@@ -11,7 +11,7 @@ import (
 
 // Bandwidth limits (docs/EXCHANGE.md "Bandwidth limits"): one token bucket
 // per direction, shared by every exchange stream of the daemon, counting
-// chunk payload bytes only (BlockResponse and PushBlock data; requests,
+// chunk payload bytes only (BlockResponse data; requests,
 // manifests and framing are not counted).
 //
 //   - upload: a server waits for tokens for a chunk after reading it from

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
@@ -33,26 +32,14 @@ func (x *Exchange) handle(s network.Stream) {
 	s.Close()
 }
 
-// pushRoots is how many manifests a stream remembers for PushBlock: the last
-// ones named by a HaveRequest on that stream.
-const pushRoots = 2
-
 // server is the state of one served stream.
 type server struct {
 	x *Exchange
 	s network.Stream
 	c *proto.Codec
-	// roots are the manifests last named by a HaveRequest on this stream,
-	// with their chunk sets: PushBlock is accepted for these chunks only.
-	roots []pushRoot
 	// bufs are the chunk buffers of this stream: one is taken for each
 	// chunk read and given back once the chunk is sent.
 	bufs chan []byte
-}
-
-type pushRoot struct {
-	root   cid.Cid
-	chunks map[string]struct{}
 }
 
 // serve answers the requests of one stream in order. One goroutine reads
@@ -115,8 +102,6 @@ func (sv *server) produce(ctx context.Context, answers chan<- proto.Msg) error {
 			resp = sv.manifest(ctx, m)
 		case *proto.BlockRequest:
 			resp, err = sv.block(ctx, m)
-		case *proto.PushBlock:
-			resp, err = sv.push(ctx, m)
 		case *proto.Bye:
 			return nil
 		default:
@@ -142,7 +127,7 @@ func (sv *server) errResp(id uint64, err error) *proto.ErrorResponse {
 	case errors.Is(err, chunk.ErrBadCID):
 		code = proto.CodeBadRequest
 	case errors.Is(err, chunk.ErrNoSpace):
-		code = proto.CodeRefused
+		code = proto.CodeNoSpace
 	default:
 		sv.x.log.Warn("serving a request failed", "peer", sv.s.Conn().RemotePeer(), "err", err)
 	}
@@ -167,30 +152,12 @@ func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
 		absent[r.CID.KeyString()] = struct{}{}
 	}
 	bf := proto.NewBitfield(len(man.Chunks))
-	chunks := make(map[string]struct{}, len(man.Chunks))
 	for i, r := range man.Chunks {
-		k := r.CID.KeyString()
-		chunks[k] = struct{}{}
-		if _, ok := absent[k]; !ok {
+		if _, ok := absent[r.CID.KeyString()]; !ok {
 			bf.Set(i)
 		}
 	}
-	sv.remember(pushRoot{root: m.Root, chunks: chunks})
 	return &proto.HaveResponse{ID: m.ID, Root: m.Root, Complete: len(missing) == 0, NumChunks: uint32(len(man.Chunks)), Have: bf}
-}
-
-// remember keeps the chunk set of a manifest asked about, for PushBlock.
-func (sv *server) remember(r pushRoot) {
-	for i, old := range sv.roots {
-		if old.root.Equals(r.root) {
-			sv.roots = append(sv.roots[:i], sv.roots[i+1:]...)
-			break
-		}
-	}
-	sv.roots = append(sv.roots, r)
-	if len(sv.roots) > pushRoots {
-		sv.roots = sv.roots[1:]
-	}
 }
 
 func (sv *server) manifest(ctx context.Context, m *proto.ManifestRequest) proto.Msg {
@@ -233,33 +200,4 @@ func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, 
 		return nil, err
 	}
 	return &proto.BlockResponse{ID: m.ID, CID: m.CID, Data: data}, nil
-}
-
-// push stores a chunk offered by a member, if it belongs to a manifest held
-// here and named by a HaveRequest earlier on this stream. The chunk counts
-// against the download limit. Only a failed wait is returned as an error.
-func (sv *server) push(ctx context.Context, m *proto.PushBlock) (proto.Msg, error) {
-	sv.x.received.Add(int64(len(m.Data)))
-	if err := wait(ctx, sv.x.bw.down, len(m.Data)); err != nil {
-		return nil, err
-	}
-	k := m.CID.KeyString()
-	known := false
-	for _, r := range sv.roots {
-		if _, ok := r.chunks[k]; ok {
-			known = true
-			break
-		}
-	}
-	if !known {
-		return &proto.ErrorResponse{ID: m.ID, Code: proto.CodeRefused, Message: "chunk of no manifest named by a HaveRequest on this stream"}, nil
-	}
-	if err := sv.x.store.PutChunk(ctx, m.CID, m.Data); err != nil {
-		if errors.Is(err, chunk.ErrCorrupt) {
-			sv.x.log.Warn("pushed chunk does not match its CID", "peer", sv.s.Conn().RemotePeer(), "cid", m.CID)
-			return &proto.ErrorResponse{ID: m.ID, Code: proto.CodeBadRequest, Message: "data does not match the CID"}, nil
-		}
-		return sv.errResp(m.ID, err), nil
-	}
-	return &proto.PushAck{ID: m.ID, OK: true}, nil
 }
