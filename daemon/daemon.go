@@ -54,11 +54,10 @@ type Daemon struct {
 	members *membership.Membership
 	xchg    *exchange.Exchange
 	repl    *replicate.Replicator
-	// runCtx ends when the daemon stops; background work (announcements)
-	// runs under it and is counted in bg.
-	runCtx context.Context
-	bg     sync.WaitGroup
-	start  time.Time
+	// bg counts the loops of the membership, the exchange and the
+	// replicator (each waits for the work it owns before it returns).
+	bg    sync.WaitGroup
+	start time.Time
 
 	// inflight counts running control requests, so that the store is closed
 	// only after the last one has finished or rolled back.
@@ -117,19 +116,19 @@ func Run(ctx context.Context, opts Options) error {
 		Persist:  d.persistRules,
 	})
 	d.xchg = d.newExchange()
-	d.members.OnAdopt(d.applyLimits)
-	d.members.OnAdopt(d.followSwarm)
 	d.repl = d.newReplicator(opts.RepairInterval)
-	d.members.OnAdopt(d.followReplication)
+	d.members.OnAdopt(d.follow)
 	runCtx, stopRun := context.WithCancel(ctx)
+	// The loops and everything they own (served streams, placements,
+	// announcements) end before the host and the store close (the defers
+	// above run after this one).
 	defer func() { stopRun(); d.bg.Wait() }()
-	d.runCtx = runCtx
+	d.bg.Go(func() { d.members.Run(runCtx) })
+	d.bg.Go(func() { d.xchg.Run(runCtx) })
+	d.bg.Go(func() { d.repl.Run(runCtx) })
 	if err := d.restoreRules(ctx); err != nil {
 		return err
 	}
-	go d.members.Run(runCtx)
-	go d.xchg.Run(runCtx)
-	go d.repl.Run(runCtx)
 	return d.serve(ctx)
 }
 

@@ -1,9 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"time"
-
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -12,9 +9,6 @@ import (
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 )
-
-// provideTimeout bounds one announcement on the DHT.
-const provideTimeout = 2 * time.Minute
 
 // newExchange wires the chunk exchange to the store, the membership and the
 // daemon's traffic counters.
@@ -63,20 +57,7 @@ func (d *Daemon) followSwarm(def *rules.Definition) {
 
 // announce puts a provider record for root on the swarm's DHT, in the
 // background: a put does not wait on the network for it.
-func (d *Daemon) announce(root cid.Cid) {
-	if d.members.Current() == nil {
-		return
-	}
-	d.bg.Add(1)
-	go func() {
-		defer d.bg.Done()
-		ctx, cancel := context.WithTimeout(d.runCtx, provideTimeout)
-		defer cancel()
-		if err := d.xchg.Provide(ctx, root); err != nil {
-			d.log.Debug("announcing content failed; the periodic announcement retries", "cid", root, "err", err)
-		}
-	}()
-}
+func (d *Daemon) announce(root cid.Cid) { d.xchg.Announce(root) }
 
 // fetchProgress adapts the fetcher's progress to the control API's.
 func fetchProgress(progress func(client.Progress)) func(exchange.FetchProgress) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/swarm/internal/owner"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -82,7 +83,8 @@ type Exchange struct {
 	// gate, when set, may refuse a BlockRequest with Busy (SetServeGate).
 	gate atomic.Pointer[ServeGate]
 
-	slot *p2pstream.Slot // the exchange protocol of the adopted swarm
+	slot  *p2pstream.Slot // the exchange protocol of the adopted swarm
+	tasks *owner.Group    // the streams served, owned by Run
 }
 
 // NewExchange returns an Exchange that serves nothing until SetSwarm.
@@ -112,7 +114,7 @@ func New(o Options) *Exchange {
 		host: o.Host, store: o.Store, log: o.Logger.With("component", "exchange"),
 		routing: o.Routing, members: o.Members, sent: o.Sent, received: o.Received,
 		idle: o.IdleTimeout, reprovide: o.ReprovideInterval, fetchOpts: o.Fetch.withDefaults(),
-		bw: newBandwidth(),
+		bw: newBandwidth(), tasks: owner.New(),
 	}
 	x.slot = p2pstream.NewSlot(o.Host, proto.ExchangeProtocolFor, x.handle)
 	if faultCorruptFromEnv() {

@@ -63,6 +63,10 @@ func newNodes(t testing.TB, n int, cfg nodeConfig) []*node {
 			Members: nd.getMembers, Fetch: cfg.fetch,
 		})
 		nd.x.SetSwarm(testSwarmID)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { nd.x.Run(ctx); close(ran) }()
+		t.Cleanup(func() { cancel(); <-ran })
 		nodes[i] = nd
 	}
 	return nodes

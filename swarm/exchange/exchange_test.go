@@ -298,7 +298,7 @@ func TestDiscoveryThroughDHT(t *testing.T) {
 	// The DHT's own lookups may have connected the getter to a or b by
 	// now; with Members empty, only provider records name them as holders.
 	found := map[peer.ID]bool{}
-	for _, p := range g.x.FindHolders(context.Background(), root) {
+	for p := range g.x.holders(context.Background(), root) {
 		found[p] = true
 	}
 	if !found[a.h.ID()] || !found[b.h.ID()] || found[hub.h.ID()] {

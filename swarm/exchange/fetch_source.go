@@ -39,13 +39,14 @@ func (f *fetch) runSession(ctx context.Context, s *source) error {
 	rerr := make(chan error, 1)
 	go func() { rerr <- f.readLoop(ctx, s, st, c) }()
 	err = f.writeLoop(ctx, s, st, c, rerr)
+	readDone := false // the reader's result has been taken from rerr
 	if err == nil && stop() {
 		// Finished owing nothing: Bye, then wait for the server's close.
 		if err = p2pstream.Send(c, &proto.Bye{}); err == nil {
 			err = st.CloseWrite()
 		}
 		if err == nil {
-			err = <-rerr
+			err, readDone = <-rerr, true
 		}
 		if err == nil {
 			return st.Close()
@@ -53,10 +54,10 @@ func (f *fetch) runSession(ctx context.Context, s *source) error {
 	}
 	stop()
 	st.Reset()
-	if err == nil {
-		err = <-rerr
-	} else {
-		<-rerr
+	if !readDone {
+		if rerr := <-rerr; err == nil {
+			err = rerr
+		}
 	}
 	return err
 }

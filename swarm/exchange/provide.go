@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -46,10 +47,32 @@ func (x *Exchange) Provide(ctx context.Context, root cid.Cid) error {
 	return nil
 }
 
-// Run announces every manifest held (Store.Manifests) again, a minute after
-// start and then every ReprovideInterval, so that provider records never
-// expire, until ctx ends.
+// Announce announces root like Provide, in the background: it does not
+// wait on the network. The announcement is work of Run (it ends when Run's
+// context does, and Run waits for it); a failure is only logged, since
+// Run's periodic announcement retries. Outside Run it does nothing.
+func (x *Exchange) Announce(root cid.Cid) {
+	if x.routing() == nil {
+		return
+	}
+	wait, cancel := context.WithTimeout(context.Background(), handleWait)
+	defer cancel()
+	x.tasks.Go(wait, func(ctx context.Context) {
+		if err := x.Provide(ctx, root); err != nil {
+			x.log.Debug("announcing content failed; the periodic announcement retries", "cid", root, "err", err)
+		}
+	})
+}
+
+// Run serves the exchange streams of the members and announces every
+// manifest held (Store.Manifests) again, a minute after start and then
+// every ReprovideInterval, so that provider records never expire, until ctx
+// ends. Streams arriving while Run does not run are reset; Run returns
+// once the streams it served have ended.
 func (x *Exchange) Run(ctx context.Context) {
+	var tasks sync.WaitGroup
+	tasks.Go(func() { x.tasks.Run(ctx) })
+	defer tasks.Wait()
 	t := time.NewTimer(min(firstReprovide, x.reprovide))
 	defer t.Stop()
 	for {
@@ -84,17 +107,6 @@ func (x *Exchange) reprovideAll(ctx context.Context) {
 		}
 	}
 	x.log.Info("announced content on the swarm DHT", "manifests", len(roots), "failed", failed)
-}
-
-// FindHolders returns the peers that may hold root: the providers the DHT
-// knows (within the fetch's FindTimeout) and the connected members. They are
-// candidates only: ask them (HaveRequest) before relying on them.
-func (x *Exchange) FindHolders(ctx context.Context, root cid.Cid) []peer.ID {
-	var out []peer.ID
-	for p := range x.holders(ctx, root) {
-		out = append(out, p)
-	}
-	return out
 }
 
 // holders streams candidate holders of root, each once and never this host:

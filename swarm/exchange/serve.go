@@ -20,10 +20,26 @@ import (
 // handle serves one exchange stream: it reads requests one after another
 // and answers each in order, until the peer closes its side or sends Bye
 // (the stream is closed) or breaks the protocol (the stream is reset).
+//
+// The stream is served as work of Run, under its context: stopping resets
+// it and waits for it. Outside Run the stream is reset.
 func (x *Exchange) handle(s network.Stream) {
+	wait, cancel := context.WithTimeout(context.Background(), handleWait)
+	defer cancel()
+	if !x.tasks.Do(wait, func(ctx context.Context) { x.serveStream(ctx, s) }) {
+		s.Reset()
+	}
+}
+
+// handleWait bounds how long a new stream waits for Run to take it.
+const handleWait = 5 * time.Second
+
+// serveStream serves s until it ends or ctx ends (s is then reset).
+func (x *Exchange) serveStream(ctx context.Context, s network.Stream) {
+	defer context.AfterFunc(ctx, func() { s.Reset() })()
 	p := s.Conn().RemotePeer()
 	sv := &server{x: x, s: s, c: proto.NewCodec(s)}
-	err := sv.serve(context.Background())
+	err := sv.serve(ctx)
 	if err != nil {
 		x.log.Debug("exchange stream reset", "peer", p, "err", err)
 		s.Reset()

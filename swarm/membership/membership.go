@@ -38,6 +38,7 @@ type Membership struct {
 	proto    protocol.ID // the rules protocol registered for def's swarm
 	lastSeen map[peer.ID]time.Time
 	onAdopt  []func(*rules.Definition)
+	stopped  bool // Run has returned: no DHT runs any more
 
 	kick chan struct{}
 }
@@ -74,8 +75,10 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 	return m
 }
 
-// OnAdopt registers f to be called (synchronously, in order) each time a
-// definition is adopted, and once right away if one already is.
+// OnAdopt registers f to be called (synchronously) each time a definition
+// is adopted, with nil when the swarm is left (Leave), and once right away
+// if a definition is adopted already. Hooks are called in the order they
+// were registered; a hook should not depend on another having run.
 func (m *Membership) OnAdopt(f func(*rules.Definition)) {
 	m.mu.Lock()
 	m.onAdopt = append(m.onAdopt, f)
@@ -158,7 +161,11 @@ func (m *Membership) Leave() error {
 		m.host.RemoveStreamHandler(m.proto)
 		m.proto = ""
 	}
+	hooks := append([]func(*rules.Definition){}, m.onAdopt...)
 	m.mu.Unlock()
+	for _, f := range hooks {
+		f(nil)
+	}
 	m.gater.SetMembers(nil)
 	for _, p := range m.host.Network().Peers() {
 		_ = m.host.Network().ClosePeer(p)
@@ -224,8 +231,14 @@ func (m *Membership) adopt(ctx context.Context, d *rules.Definition) error {
 			return err
 		}
 		m.mu.Lock()
-		m.dht = kd
+		stopped := m.stopped
+		if !stopped {
+			m.dht = kd
+		}
 		m.mu.Unlock()
+		if stopped {
+			_ = kd.Close()
+		}
 	}
 	if !member {
 		m.log.Warn("this host is not a member of the adopted definition; talking to no one", "swarm", d.Swarm, "version", d.Version)
@@ -290,8 +303,11 @@ func (m *Membership) LastSeen(p peer.ID) time.Time {
 }
 
 // Run connects to the members and syncs definitions every interval, and
-// right away after a change or a new connection, until ctx ends.
+// right away after a change or a new connection, until ctx ends. It owns
+// the swarm's DHT: when it returns, the DHT has stopped, and no later
+// adoption starts one.
 func (m *Membership) Run(ctx context.Context) {
+	defer m.stopDHT()
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {
@@ -301,6 +317,19 @@ func (m *Membership) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-m.kick:
+		}
+	}
+}
+
+// stopDHT stops the DHT for good (the end of Run).
+func (m *Membership) stopDHT() {
+	m.mu.Lock()
+	d := m.dht
+	m.dht, m.stopped = nil, true
+	m.mu.Unlock()
+	if d != nil {
+		if err := d.Close(); err != nil {
+			m.log.Warn("stopping the DHT", "err", err)
 		}
 	}
 }

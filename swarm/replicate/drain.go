@@ -57,7 +57,7 @@ func (r *Replicator) Drain(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			p := &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}}
+			p := newPlacement()
 			r.place(ctx, pl, root, need, skip, others, false, p)
 			p.mu.Lock()
 			n := len(others) + len(p.done)

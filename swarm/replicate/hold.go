@@ -21,8 +21,20 @@ import (
 // protocol"): the replication stream handler, the checks before a copy is
 // taken, the fetch with its keep-alive statuses, and inline placement.
 
-// handle serves a replication stream: a placement, or removal records.
+// handle serves a replication stream as work of Run (so that stopping
+// waits for it); the stream is reset when Run is not running.
 func (r *Replicator) handle(s network.Stream) {
+	wait, cancel := context.WithTimeout(context.Background(), taskWait)
+	defer cancel()
+	if !r.tasks.Do(wait, func(ctx context.Context) { r.serveStream(ctx, s) }) {
+		s.Reset()
+	}
+}
+
+// serveStream serves a replication stream: a placement, or removal
+// records. The stream is reset when ctx ends.
+func (r *Replicator) serveStream(ctx context.Context, s network.Stream) {
+	defer context.AfterFunc(ctx, func() { s.Reset() })()
 	from := s.Conn().RemotePeer()
 	c := proto.NewCodec(s)
 	_ = s.SetReadDeadline(time.Now().Add(placeIdle))
@@ -33,9 +45,9 @@ func (r *Replicator) handle(s network.Stream) {
 	}
 	switch m := msg.(type) {
 	case *proto.PlaceRequest:
-		err = r.serve(s, c, from, m)
+		err = r.serve(ctx, s, c, from, m)
 	case *proto.Removal:
-		err = r.receiveRemovals(s, c, from, m)
+		err = r.receiveRemovals(ctx, s, c, from, m)
 	default:
 		err = fmt.Errorf("%s does not open a replication stream: %w", msg.Type(), proto.ErrInvalid)
 	}
@@ -54,8 +66,7 @@ func refuse(c *proto.Codec, id uint64, code proto.ErrorCode, msg string) error {
 
 // serve handles one PlaceRequest: checks, the manifest, room, the Ready
 // barrier, a fetch slot, the fetch (with keep-alive statuses) and Done.
-func (r *Replicator) serve(s network.Stream, c *proto.Codec, from peer.ID, m *proto.PlaceRequest) error {
-	ctx := r.background()
+func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec, from peer.ID, m *proto.PlaceRequest) error {
 	_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
 	pl, ok := r.currentPolicy()
 	if !ok || !pl.storage {
@@ -130,7 +141,7 @@ func (r *Replicator) serveInline(ctx context.Context, s network.Stream, c *proto
 		}
 		return refuse(c, m.ID, proto.CodeInternal, err.Error())
 	}
-	r.provideBackground(ctx, m.Root)
+	r.x.Announce(m.Root)
 	total := uint64(man.Size)
 	return placeDone(s, c, func(st proto.PlaceState, n uint64) error {
 		_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
@@ -209,9 +220,13 @@ func (r *Replicator) room(ctx context.Context, root cid.Cid) (need, free int64, 
 func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(proto.PlaceState, uint64) error) error {
 	var mu sync.Mutex
 	state, bytes := proto.PlaceQueued, uint64(0)
+	// The keep-alive goroutine has ended before fetchPlaced returns, so
+	// that the caller's next message never races a status on the stream.
 	stop := make(chan struct{})
+	var keepAlive sync.WaitGroup
+	defer keepAlive.Wait()
 	defer close(stop)
-	go func() {
+	keepAlive.Go(func() {
 		t := time.NewTicker(placeKeepAlive)
 		defer t.Stop()
 		for {
@@ -227,7 +242,7 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 				}
 			}
 		}
-	}()
+	})
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -245,17 +260,8 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 	if err != nil {
 		return err
 	}
-	r.provideBackground(ctx, root)
+	r.x.Announce(root)
 	return nil
-}
-
-// provideBackground announces a placed copy of root without waiting.
-func (r *Replicator) provideBackground(ctx context.Context, root cid.Cid) {
-	go func() {
-		if err := r.x.Provide(ctx, root); err != nil {
-			r.log.Debug("announcing a placed copy", "cid", root, "err", err)
-		}
-	}()
 }
 
 // storeInline stores a content sent inside its PlaceRequest: data must be

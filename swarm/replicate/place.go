@@ -135,6 +135,11 @@ type placement struct {
 	bytes   map[string]int64
 }
 
+// newPlacement returns the state of a placement not started yet.
+func newPlacement() *placement {
+	return &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}}
+}
+
 // place puts `need` new copies of root on storage members not in skip,
 // trying the next candidate in placement order when one refuses or fails.
 // seed turns on super-seeding and the Ready barrier (the first put of a
@@ -309,14 +314,12 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	// so members chosen before that still hold it answer Done at once, and
 	// only copies verified now count toward copies_min.
 	have := len(holders)
-	pl2 := &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}}
+	pl2 := newPlacement()
 	finished := make(chan struct{})
-	if need := pl.copies - have; need > 0 {
-		go func() {
-			defer close(finished)
-			r.place(r.background(), pl, root, need, skip, holders, true, pl2)
-		}()
-	} else {
+	if need := pl.copies - have; need <= 0 || !r.background(ctx, func(ctx context.Context) {
+		defer close(finished)
+		r.place(ctx, pl, root, need, skip, holders, true, pl2)
+	}) {
 		close(finished)
 	}
 	report := func() int {

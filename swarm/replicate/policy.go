@@ -176,17 +176,6 @@ func (r *Replicator) addPending(root cid.Cid, p peer.ID) func() {
 	}
 }
 
-// pendingOf returns the members root is being placed on from here.
-func (r *Replicator) pendingOf(root cid.Cid) map[peer.ID]bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[peer.ID]bool{}
-	for p := range r.pending[root.KeyString()] {
-		out[p] = true
-	}
-	return out
-}
-
 // isManifest checks that root can name content.
 func isManifest(root cid.Cid) error {
 	if !chunk.IsManifestCID(root) {

@@ -196,8 +196,7 @@ func (r *Replicator) sendRemovals(ctx context.Context, p peer.ID, recs []*proto.
 // receiveRemovals stores the records a member sends, first included, until
 // its Bye: the new ones are made durable together (one append), then
 // applied.
-func (r *Replicator) receiveRemovals(s network.Stream, c *proto.Codec, from peer.ID, first *proto.Removal) error {
-	ctx := r.background()
+func (r *Replicator) receiveRemovals(ctx context.Context, s network.Stream, c *proto.Codec, from peer.ID, first *proto.Removal) error {
 	pl, ok := r.currentPolicy()
 	if !ok {
 		return ErrNoSwarm

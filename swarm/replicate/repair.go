@@ -37,7 +37,7 @@ func (r *Replicator) round(ctx context.Context) {
 		if r.complete(ctx, root) {
 			held = append(held, root)
 		} else if pl.storage {
-			r.resume(pl, root)
+			r.resume(ctx, root)
 		}
 	}
 	sum := Summary{Contents: len(held), LastRound: start}
@@ -127,7 +127,9 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		}
 		need := pl.copies - count - npending
 		r.log.Info("content below target; placing", "cid", root, "copies", count, "target", pl.copies, "placing", need, "in_grace", grace)
-		go r.place(r.background(), pl, root, need, skip, live, false, &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}})
+		r.background(ctx, func(ctx context.Context) {
+			r.place(ctx, pl, root, need, skip, live, false, newPlacement())
+		})
 		return
 	}
 	r.trim(ctx, pl, root, live, grace, npending)
@@ -177,7 +179,7 @@ func (r *Replicator) trim(ctx context.Context, pl policy, root cid.Cid, live []p
 
 // resume completes a content held in part here (a placement interrupted by
 // a restart), unless a fetch of it already runs.
-func (r *Replicator) resume(pl policy, root cid.Cid) {
+func (r *Replicator) resume(ctx context.Context, root cid.Cid) {
 	r.mu.Lock()
 	busy := r.fetching[root.KeyString()] > 0
 	r.mu.Unlock()
@@ -185,9 +187,8 @@ func (r *Replicator) resume(pl policy, root cid.Cid) {
 		return
 	}
 	done := r.busyFetching(root)
-	go func() {
+	if !r.background(ctx, func(ctx context.Context) {
 		defer done()
-		ctx := r.background()
 		select {
 		case r.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -199,5 +200,7 @@ func (r *Replicator) resume(pl policy, root cid.Cid) {
 			return
 		}
 		r.log.Info("partial copy completed", "cid", root)
-	}()
+	}) {
+		done()
+	}
 }

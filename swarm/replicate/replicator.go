@@ -21,6 +21,7 @@ import (
 	"github.com/annex-swarm/annex-swarm/proto"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/exchange"
+	"github.com/annex-swarm/annex-swarm/swarm/internal/owner"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -39,8 +40,9 @@ type Exchange interface {
 	Fetch(ctx context.Context, root cid.Cid, progress func(exchange.FetchProgress)) error
 	// FetchManifest fetches and checks the manifest root from p.
 	FetchManifest(ctx context.Context, p peer.ID, root cid.Cid) (*chunk.Manifest, error)
-	// Provide announces on the DHT that this host holds root.
-	Provide(ctx context.Context, root cid.Cid) error
+	// Announce announces on the DHT, in the background, that this host
+	// holds root.
+	Announce(root cid.Cid)
 	// SetServeGate installs the super-seeding gate on the serving side.
 	SetServeGate(g exchange.ServeGate)
 }
@@ -110,11 +112,10 @@ type Replicator struct {
 	logged  int // records in the removal records file, under logMu
 	logMu   sync.Mutex
 	seed    *superSeed
-	kick    chan struct{}
-	started time.Time // members never seen count as gone since then
+	tasks   *owner.Group // background work: placements, resumes, announcements, served streams
+	started time.Time    // members never seen count as gone since then
 
 	mu       sync.Mutex
-	bg       context.Context             // the Run context, for background work
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
 	known    map[string]map[peer.ID]bool // root → complete holders at the last round
 	over     map[string]time.Time        // root → since when over-replicated
@@ -169,8 +170,7 @@ func New(o Options) *Replicator {
 		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
 		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
-		seed: newSuperSeed(o.Host), kick: make(chan struct{}, 1),
-		bg: context.Background(), started: time.Now(),
+		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
 		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, gone: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
@@ -186,12 +186,17 @@ func New(o Options) *Replicator {
 // of an earlier swarm. An empty id only removes it.
 func (r *Replicator) SetSwarm(id string) { r.slot.Set(id) }
 
-// Run runs a repair round every interval (and soon after a kick) until ctx
-// ends.
+// Run runs a repair round every interval until ctx ends. It owns every
+// piece of the replicator's background work (placements started by Seed or
+// by a round, resumed fetches, announcements, and the replication streams
+// served): they run under ctx, and Run returns only after all of them have
+// ended, so the store may be closed once it has. Outside Run the
+// replicator starts no work: Seed places nothing in the background and
+// replication streams are reset.
 func (r *Replicator) Run(ctx context.Context) {
-	r.mu.Lock()
-	r.bg = ctx
-	r.mu.Unlock()
+	var tasks sync.WaitGroup
+	tasks.Go(func() { r.tasks.Run(ctx) })
+	defer tasks.Wait()
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	for {
@@ -199,15 +204,20 @@ func (r *Replicator) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-r.kick:
 		}
 		r.round(ctx)
 	}
 }
 
-// background returns the context background work runs under.
-func (r *Replicator) background() context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.bg
+// taskWait bounds how long work handed to the background waits for Run to
+// take it.
+const taskWait = 5 * time.Second
+
+// background runs f under Run's context in a goroutine Run waits for, and
+// reports whether it will run (not when Run has stopped, or has not
+// started within taskWait or before ctx ends).
+func (r *Replicator) background(ctx context.Context, f func(ctx context.Context)) bool {
+	wait, cancel := context.WithTimeout(ctx, taskWait)
+	defer cancel()
+	return r.tasks.Go(wait, f)
 }
