@@ -7,11 +7,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// ExchangeProtocol is the base protocol ID of the chunk exchange
-// (docs/PROTOCOL.md "Chunk exchange"). Daemons register the per-swarm ID
-// from ExchangeProtocolFor.
-const ExchangeProtocol protocol.ID = "/annex-swarm/xchg/1.0.0"
-
 // ExchangeProtocolFor returns the chunk exchange protocol ID of one swarm,
 // "/annex-swarm/<swarmID>/xchg/1.0.0". swarmID MUST be non-empty and MUST
 // NOT contain '/'; the caller passes the adopted definition's identifier.
