@@ -50,8 +50,8 @@ func (r *Replicator) Drain(ctx context.Context) error {
 				skip[p] = true
 			}
 		}
-		need := pl.copies - len(others)
-		if need <= 0 {
+		need := drainNeed(pl, others)
+		if need == 0 {
 			continue
 		}
 		sem <- struct{}{}

@@ -58,8 +58,9 @@ func (r *Replicator) setSummary(s Summary) {
 	r.mu.Unlock()
 }
 
-// check counts the copies of one content and acts: places anew when below
-// `copies` (if this member is the one to act), trims when above.
+// check counts the copies of one content (decide.go says what to do) and
+// acts: places anew when below `copies` (if this member is the one to act),
+// trims its own copy when above.
 func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, sum *Summary) {
 	k := root.KeyString()
 	var live []peer.ID
@@ -99,14 +100,15 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		skip[p] = true
 	}
 	noRoom := r.noRoom[k]
+	over, fetching := r.over[k], r.fetching[k] > 0
 	r.mu.Unlock()
 
-	count := len(live) + grace
-	switch {
-	case count < pl.min:
+	v := decide(pl, r.every, root, seen{live: live, grace: grace, pending: npending, fetching: fetching, overSince: over}, time.Now())
+	switch v.level {
+	case belowMin:
 		sum.BelowMin++
 		sum.BelowTarget++
-	case count < pl.copies:
+	case belowTarget:
 		sum.BelowTarget++
 	default:
 		sum.AtTarget++
@@ -117,64 +119,29 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	if noRoom {
 		sum.NoRoom++
 	}
-
-	if count+npending < pl.copies {
-		r.mu.Lock()
+	r.mu.Lock()
+	if v.overSince.IsZero() {
 		delete(r.over, k)
-		r.mu.Unlock()
-		if !r.actsFor(pl, root, live) {
+	} else {
+		r.over[k] = v.overSince
+	}
+	if v.trim {
+		delete(r.known, k)
+	}
+	r.mu.Unlock()
+	switch {
+	case v.place > 0:
+		r.log.Info("content below target; placing", "cid", root, "copies", len(live)+grace, "target", pl.copies, "placing", v.place, "in_grace", grace)
+		r.background(ctx, func(ctx context.Context) {
+			r.place(ctx, pl, root, v.place, skip, live, false, newPlacement())
+		})
+	case v.trim:
+		if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
+			r.log.Warn("trimming an extra copy", "cid", root, "err", err)
 			return
 		}
-		need := pl.copies - count - npending
-		r.log.Info("content below target; placing", "cid", root, "copies", count, "target", pl.copies, "placing", need, "in_grace", grace)
-		r.background(ctx, func(ctx context.Context) {
-			r.place(ctx, pl, root, need, skip, live, false, newPlacement())
-		})
-		return
+		r.log.Info("extra copy trimmed", "cid", root, "copies", len(live)-1, "target", pl.copies)
 	}
-	r.trim(ctx, pl, root, live, grace, npending)
-}
-
-// actsFor reports whether this member is the one to place copies of root:
-// the highest-ranked live storage holder, or, when no storage member holds
-// it, any member holding it (a client that put it).
-func (r *Replicator) actsFor(pl policy, root cid.Cid, live []peer.ID) bool {
-	if len(live) == 0 {
-		return true
-	}
-	return rank(root, append([]peer.ID(nil), live...))[0] == pl.self
-}
-
-// trim removes this member's copy of root when more than `copies` live
-// storage members have held it for longer than repair_after (and three
-// rounds) and this member is the lowest-ranked of them. Never below `copies`.
-func (r *Replicator) trim(ctx context.Context, pl policy, root cid.Cid, live []peer.ID, grace, pending int) {
-	k := root.KeyString()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !pl.storage || grace > 0 || pending > 0 || len(live)-1 < pl.copies || r.fetching[k] > 0 {
-		delete(r.over, k)
-		return
-	}
-	since, ok := r.over[k]
-	if !ok {
-		r.over[k] = time.Now()
-		return
-	}
-	if time.Since(since) < max(pl.grace, 3*r.every) {
-		return
-	}
-	ranked := rank(root, append([]peer.ID(nil), live...))
-	if ranked[len(ranked)-1] != pl.self {
-		return
-	}
-	delete(r.over, k)
-	delete(r.known, k)
-	if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
-		r.log.Warn("trimming an extra copy", "cid", root, "err", err)
-		return
-	}
-	r.log.Info("extra copy trimmed", "cid", root, "copies", len(live)-1, "target", pl.copies)
 }
 
 // resume completes a content held in part here (a placement interrupted by
