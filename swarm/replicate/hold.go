@@ -17,7 +17,7 @@ import (
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
-// Placement, the holder's side (docs/REPLICATION.md "Replication
+// Placement, the holder's side (docs/PROTOCOL.md "Replication
 // protocol"): the replication stream handler, the checks before a copy is
 // taken, the fetch with its keep-alive statuses, and inline placement.
 

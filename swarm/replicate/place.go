@@ -16,8 +16,8 @@ import (
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
-// Placement, the requester's side (docs/REPLICATION.md "Replication
-// protocol", "Seeding"): the member acting for a content asks chosen
+// Placement, the requester's side (docs/PROTOCOL.md "Replication
+// protocol", docs/REPLICATION.md "Seeding"): the member acting for a content asks chosen
 // storage members to hold it; each pulls the chunks with the multi-source
 // fetcher from every member that has them and answers Done when its copy
 // is complete.
