@@ -96,8 +96,8 @@ func startDaemons(t *testing.T, n int, repair time.Duration) []*runningDaemon {
 }
 
 // formSwarm signs a definition listing every daemon as a storage member
-// and has each join it.
-func formSwarm(t *testing.T, ds []*runningDaemon, rep rules.Replication) {
+// (with limits[i], if any) and has each join it.
+func formSwarm(t *testing.T, ds []*runningDaemon, rep rules.Replication, limits map[int]rules.Limits) {
 	t.Helper()
 	armored, err := rules.GenerateKey("admin", nil)
 	if err != nil {
@@ -116,7 +116,7 @@ func formSwarm(t *testing.T, ds []*runningDaemon, rep rules.Replication) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := rules.Member{Name: string(rune('a' + i)), Peer: p, Role: rules.RoleStorage}
+		m := rules.Member{Name: string(rune('a' + i)), Peer: p, Role: rules.RoleStorage, Limits: limits[i]}
 		for _, a := range d.id.Addrs {
 			addr, err := ma.NewMultiaddr(a)
 			if err != nil {
@@ -167,7 +167,7 @@ func TestStopWithWorkInFlight(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
 	)
 	ds := startDaemons(t, 3, 50*time.Millisecond)
-	formSwarm(t, ds, rules.Replication{Copies: 3, CopiesMin: 1, RepairAfter: time.Second})
+	formSwarm(t, ds, rules.Replication{Copies: 3, CopiesMin: 1, RepairAfter: time.Second}, nil)
 
 	src := t.TempDir()
 	ctx := context.Background()
