@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -66,10 +68,15 @@ func RecvAs[T proto.Msg](c *proto.Codec) (T, error) {
 }
 
 // ErrorReply builds the ErrorResponse to request id, its message cut to
-// proto.MaxErrorMessage bytes.
+// at most proto.MaxErrorMessage bytes on a character boundary (a cut
+// character would make the text invalid UTF-8, which receivers reject).
 func ErrorReply(id uint64, code proto.ErrorCode, msg string) *proto.ErrorResponse {
 	if len(msg) > proto.MaxErrorMessage {
-		msg = msg[:proto.MaxErrorMessage]
+		n := proto.MaxErrorMessage
+		for n > 0 && !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n]
 	}
-	return &proto.ErrorResponse{ID: id, Code: code, Message: msg}
+	return &proto.ErrorResponse{ID: id, Code: code, Message: strings.ToValidUTF8(msg, "?")}
 }
