@@ -17,7 +17,9 @@ import (
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/internal/version"
 	"github.com/annex-swarm/annex-swarm/rules"
-	"github.com/annex-swarm/annex-swarm/swarm"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
+	"github.com/annex-swarm/annex-swarm/swarm/membership"
+	"github.com/annex-swarm/annex-swarm/swarm/replicate"
 )
 
 // Version is the program version reported by `version` and the status.
@@ -34,10 +36,10 @@ type Options struct {
 	Listen []string
 	Logger *slog.Logger
 	// SyncInterval is how often members reconnect and compare definition
-	// versions; swarm.DefaultSyncInterval when zero.
+	// versions; membership.DefaultSyncInterval when zero.
 	SyncInterval time.Duration
 	// RepairInterval is the period of the replication repair round;
-	// swarm.DefaultRepairInterval when zero.
+	// replicate.DefaultRepairInterval when zero.
 	RepairInterval time.Duration
 	// RebuildIndex rebuilds the store index from the stored objects even
 	// if it looks sound (a damaged one is rebuilt anyway).
@@ -52,15 +54,14 @@ type Daemon struct {
 	log     *slog.Logger
 	store   *chunk.Store
 	host    host.Host
-	gater   *swarm.Gater
-	members *swarm.Membership
-	xchg    *swarm.Exchange
-	repl    *swarm.Replicator
-	// runCtx ends when the daemon stops; background work (announcements)
-	// runs under it and is counted in bg.
-	runCtx context.Context
-	bg     sync.WaitGroup
-	start  time.Time
+	gater   *membership.Gater
+	members *membership.Membership
+	xchg    *exchange.Exchange
+	repl    *replicate.Replicator
+	// bg counts the loops of the membership, the exchange and the
+	// replicator (each waits for the work it owns before it returns).
+	bg    sync.WaitGroup
+	start time.Time
 
 	// inflight counts running control requests, so that the store is closed
 	// only after the last one has finished or rolled back.
@@ -107,33 +108,33 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer st.Close()
 
-	g := swarm.NewGater()
-	hst, err := swarm.NewHost(key, cfg.Listen, g)
+	g := membership.NewGater()
+	hst, err := membership.NewHost(key, cfg.Listen, g)
 	if err != nil {
 		return err
 	}
 	defer hst.Close()
 
 	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
-	d.members = swarm.NewMembership(hst, g, swarm.MembershipOptions{
+	d.members = membership.New(hst, g, membership.Options{
 		Logger:   log,
 		Interval: opts.SyncInterval,
 		Persist:  d.persistRules,
 	})
 	d.xchg = d.newExchange()
-	d.members.OnAdopt(d.applyLimits)
-	d.members.OnAdopt(d.followSwarm)
 	d.repl = d.newReplicator(opts.RepairInterval)
-	d.members.OnAdopt(d.followReplication)
+	d.members.OnAdopt(d.follow)
 	runCtx, stopRun := context.WithCancel(ctx)
+	// The loops and everything they own (served streams, placements,
+	// announcements) end before the host and the store close (the defers
+	// above run after this one).
 	defer func() { stopRun(); d.bg.Wait() }()
-	d.runCtx = runCtx
+	d.bg.Go(func() { d.members.Run(runCtx) })
+	d.bg.Go(func() { d.xchg.Run(runCtx) })
+	d.bg.Go(func() { d.repl.Run(runCtx) })
 	if err := d.restoreRules(ctx); err != nil {
 		return err
 	}
-	go d.members.Run(runCtx)
-	go d.xchg.Run(runCtx)
-	go d.repl.Run(runCtx)
 	if err := d.startObservers(runCtx); err != nil {
 		return err
 	}

@@ -1,25 +1,19 @@
 package daemon
 
 import (
-	"context"
-	"time"
-
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/rules"
-	"github.com/annex-swarm/annex-swarm/swarm"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 )
-
-// provideTimeout bounds one announcement on the DHT.
-const provideTimeout = 2 * time.Minute
 
 // newExchange wires the chunk exchange to the store, the membership and the
 // daemon's traffic counters.
-func (d *Daemon) newExchange() *swarm.Exchange {
-	return swarm.NewExchange(swarm.ExchangeOptions{
+func (d *Daemon) newExchange() *exchange.Exchange {
+	return exchange.New(exchange.Options{
 		Host:   d.host,
 		Store:  d.store,
 		Logger: d.log,
@@ -63,24 +57,11 @@ func (d *Daemon) followSwarm(def *rules.Definition) {
 
 // announce puts a provider record for root on the swarm's DHT, in the
 // background: a put does not wait on the network for it.
-func (d *Daemon) announce(root cid.Cid) {
-	if d.members.Current() == nil {
-		return
-	}
-	d.bg.Add(1)
-	go func() {
-		defer d.bg.Done()
-		ctx, cancel := context.WithTimeout(d.runCtx, provideTimeout)
-		defer cancel()
-		if err := d.xchg.Provide(ctx, root); err != nil {
-			d.log.Debug("announcing content failed; the periodic announcement retries", "cid", root, "err", err)
-		}
-	}()
-}
+func (d *Daemon) announce(root cid.Cid) { d.xchg.Announce(root) }
 
 // fetchProgress adapts the fetcher's progress to the control API's.
-func fetchProgress(progress func(client.Progress)) func(swarm.FetchProgress) {
-	return func(p swarm.FetchProgress) {
+func fetchProgress(progress func(client.Progress)) func(exchange.FetchProgress) {
+	return func(p exchange.FetchProgress) {
 		progress(client.Progress{Bytes: p.Bytes, Total: p.Total, Sources: p.Sources})
 	}
 }

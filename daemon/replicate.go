@@ -15,12 +15,12 @@ import (
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/rules"
-	"github.com/annex-swarm/annex-swarm/swarm"
+	"github.com/annex-swarm/annex-swarm/swarm/replicate"
 )
 
 // maxRemovalsFile bounds the removal records file read at start (records
 // are at most a few hundred bytes each).
-const maxRemovalsFile = swarm.MaxRemovalFrames * 1024
+const maxRemovalsFile = replicate.MaxRemovalFrames * 1024
 
 // removalsPath is the durable removal records file
 // (docs/REPLICATION.md "Removal records file").
@@ -28,8 +28,8 @@ func (d *Daemon) removalsPath() string { return filepath.Join(d.home.Dir, "remov
 
 // newReplicator wires the replication engine to the store, the exchange,
 // the membership and the home.
-func (d *Daemon) newReplicator(interval time.Duration) *swarm.Replicator {
-	return swarm.NewReplicator(swarm.ReplicatorOptions{
+func (d *Daemon) newReplicator(interval time.Duration) *replicate.Replicator {
+	return replicate.New(replicate.Options{
 		Host: d.host, Store: d.store, Exchange: d.xchg, Members: d.members,
 		Logger: d.log, Interval: interval,
 		LoadRemovals: func() ([]byte, error) {
@@ -61,7 +61,7 @@ func (d *Daemon) seed(ctx context.Context, root cid.Cid, progress func(client.Pr
 		return 0, nil
 	}
 	k := max(def.Replication.CopiesMin, 1)
-	return d.repl.Seed(ctx, root, func(p swarm.SeedProgress) {
+	return d.repl.Seed(ctx, root, func(p replicate.SeedProgress) {
 		if progress == nil {
 			return
 		}
@@ -89,7 +89,7 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("where: %w", err))
 		return
 	}
-	h, ok := swarm.Holders{}, false
+	h, ok := replicate.Holders{}, false
 	if req.Cached {
 		h, ok = d.repl.KnownHolders(root)
 	}
@@ -98,7 +98,7 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, swarm.ErrNoSwarm) {
+		if errors.Is(err, replicate.ErrNoSwarm) {
 			status = http.StatusBadRequest
 		}
 		writeError(w, status, fmt.Errorf("where: %w", err))

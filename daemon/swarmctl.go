@@ -36,6 +36,19 @@ func (d *Daemon) restoreRules(ctx context.Context) error {
 	return nil
 }
 
+// follow makes the daemon follow the adopted definition, or none (nil,
+// after leave): the limits first, then the exchange and the replicator,
+// which use them. It is the one adoption hook, so nothing depends on the
+// order hooks were registered in.
+func (d *Daemon) follow(def *rules.Definition) {
+	if def == nil {
+		def = &rules.Definition{}
+	}
+	d.applyLimits(def)
+	d.followSwarm(def)
+	d.followReplication(def)
+}
+
 // applyLimits makes the effective limits the stricter of config.toml and
 // this host's entry in the definition.
 func (d *Daemon) applyLimits(def *rules.Definition) {
@@ -117,9 +130,6 @@ func (d *Daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, fmt.Errorf("leave: forgetting the definition: %w", err))
 		return
 	}
-	d.applyLimits(&rules.Definition{})
-	d.followSwarm(nil)
-	d.followReplication(nil)
 	d.log.Info("left the swarm")
 	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -7,11 +7,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// ExchangeProtocol is the base protocol ID of the chunk exchange
-// (docs/PROTOCOL.md "Chunk exchange"). Daemons register the per-swarm ID
-// from ExchangeProtocolFor.
-const ExchangeProtocol protocol.ID = "/annex-swarm/xchg/1.0.0"
-
 // ExchangeProtocolFor returns the chunk exchange protocol ID of one swarm,
 // "/annex-swarm/<swarmID>/xchg/1.0.0". swarmID MUST be non-empty and MUST
 // NOT contain '/'; the caller passes the adopted definition's identifier.
@@ -69,22 +64,6 @@ type BlockResponse struct {
 	Data Payload `cbor:"3,keyasint"`
 }
 
-// PushBlock offers one chunk for the responder to store (replication). The
-// responder MUST check that Data hashes to CID before storing it.
-type PushBlock struct {
-	ID  uint64  `cbor:"1,keyasint"`
-	CID cid.Cid `cbor:"2,keyasint"`
-	// Data is the chunk, at most MaxChunkSize bytes.
-	Data Payload `cbor:"3,keyasint"`
-}
-
-// PushAck answers a PushBlock: OK is true when the chunk is now stored (or
-// already was). A refusal with a reason is an ErrorResponse instead.
-type PushAck struct {
-	ID uint64 `cbor:"1,keyasint"`
-	OK bool   `cbor:"2,keyasint"`
-}
-
 // ErrorResponse answers the request ID when it cannot be served. It is valid
 // on both the exchange and the rules protocol (ID 0 there).
 type ErrorResponse struct {
@@ -123,12 +102,6 @@ func (*BlockRequest) Type() MsgType { return TypeBlockRequest }
 
 // Type implements Msg.
 func (*BlockResponse) Type() MsgType { return TypeBlockResponse }
-
-// Type implements Msg.
-func (*PushBlock) Type() MsgType { return TypePushBlock }
-
-// Type implements Msg.
-func (*PushAck) Type() MsgType { return TypePushAck }
 
 // Type implements Msg.
 func (*ErrorResponse) Type() MsgType { return TypeError }
@@ -180,15 +153,6 @@ func (m *BlockResponse) Validate() error {
 }
 
 // Validate implements Msg.
-func (m *PushBlock) Validate() error {
-	if err := validCID("PushBlock", m.CID); err != nil {
-		return err
-	}
-	return validLen("PushBlock data", len(m.Data), 0, MaxChunkSize)
-}
-
-// Validate implements Msg.
-func (*PushAck) Validate() error { return nil }
 
 // Validate implements Msg.
 func (m *ErrorResponse) Validate() error {
@@ -207,7 +171,5 @@ func (*ManifestRequest) sealed()  {}
 func (*ManifestResponse) sealed() {}
 func (*BlockRequest) sealed()     {}
 func (*BlockResponse) sealed()    {}
-func (*PushBlock) sealed()        {}
-func (*PushAck) sealed()          {}
 func (*ErrorResponse) sealed()    {}
 func (*Bye) sealed()              {}

@@ -13,7 +13,7 @@ import (
 
 // Sizes that bound what is read off the wire. See docs/PROTOCOL.md "Bounds".
 const (
-	// MaxChunkSize is the largest chunk payload a BlockResponse or PushBlock
+	// MaxChunkSize is the largest chunk payload a BlockResponse
 	// may carry.
 	MaxChunkSize = 4 << 20
 	// MaxManifestSize is the largest encoded manifest a ManifestResponse may carry.

@@ -18,10 +18,10 @@ const (
 	TypeManifestResponse MsgType = 0x04
 	TypeBlockRequest     MsgType = 0x05
 	TypeBlockResponse    MsgType = 0x06
-	TypePushBlock        MsgType = 0x07
-	TypePushAck          MsgType = 0x08
-	TypeError            MsgType = 0x09
-	TypeBye              MsgType = 0x0a
+	// 0x07 and 0x08 were PushBlock and PushAck; they are reserved and
+	// never reused (docs/PROTOCOL.md "Message types").
+	TypeError MsgType = 0x09
+	TypeBye   MsgType = 0x0a
 )
 
 // Message types of the rules exchange protocol (ErrorResponse and Bye are
@@ -74,10 +74,6 @@ func (t MsgType) String() string {
 		return "BlockRequest"
 	case TypeBlockResponse:
 		return "BlockResponse"
-	case TypePushBlock:
-		return "PushBlock"
-	case TypePushAck:
-		return "PushAck"
 	case TypeError:
 		return "ErrorResponse"
 	case TypeBye:
@@ -110,10 +106,6 @@ func newMsg(t MsgType) Msg {
 		return new(BlockRequest)
 	case TypeBlockResponse:
 		return new(BlockResponse)
-	case TypePushBlock:
-		return new(PushBlock)
-	case TypePushAck:
-		return new(PushAck)
 	case TypeError:
 		return new(ErrorResponse)
 	case TypeBye:
@@ -135,13 +127,13 @@ func (t MsgType) MaxBodySize() int {
 	switch t {
 	case TypeManifestResponse:
 		return MaxManifestFrameSize
-	case TypeBlockResponse, TypePushBlock:
+	case TypeBlockResponse:
 		return MaxFrameSize
 	case TypeHaveResponse:
 		return MaxNumChunks/8 + FrameOverhead
 	case TypeRules:
 		return MaxRulesSize + FrameOverhead
-	case TypeHaveRequest, TypeManifestRequest, TypeBlockRequest, TypePushAck,
+	case TypeHaveRequest, TypeManifestRequest, TypeBlockRequest,
 		TypeError, TypeBye, TypeHello, TypeGetRules:
 		return FrameOverhead
 	}
@@ -173,6 +165,12 @@ const (
 	CodeInternal ErrorCode = 4
 	// CodeBadRequest: the request was well-formed but makes no sense here.
 	CodeBadRequest ErrorCode = 5
+	// CodeNoSpace: the responder refuses to store this for lack of room
+	// (its storage limit or its disk).
+	CodeNoSpace ErrorCode = 6
+	// CodeRemoved: the responder refuses to store content whose newest
+	// removal record is a removal (docs/REPLICATION.md "Removal").
+	CodeRemoved ErrorCode = 7
 )
 
 // String returns the code's name.
@@ -188,6 +186,10 @@ func (c ErrorCode) String() string {
 		return "internal error"
 	case CodeBadRequest:
 		return "bad request"
+	case CodeNoSpace:
+		return "no space"
+	case CodeRemoved:
+		return "removed"
 	}
 	return fmt.Sprintf("error code %d", uint16(c))
 }

@@ -28,9 +28,6 @@ func sampleMsgs(tb testing.TB) []Msg {
 		&BlockRequest{ID: 1 << 40, CID: testCID(tb, block)},
 		&BlockResponse{ID: 1 << 40, CID: testCID(tb, block), Data: block},
 		&BlockResponse{ID: 5, CID: testCID(tb, nil), Data: Payload{}},
-		&PushBlock{ID: 9, CID: testCID(tb, block), Data: block},
-		&PushAck{ID: 9, OK: true},
-		&PushAck{ID: 10},
 		&ErrorResponse{ID: 3, Code: CodeNotFound, Message: "no such chunk"},
 		&ErrorResponse{ID: 4, Code: 999},
 		&Bye{},
@@ -75,7 +72,6 @@ func TestEncodingByHand(t *testing.T) {
 		{&BlockRequest{ID: 1, CID: c}, cat([]byte{0x05, 0xa2, 0x01, 0x01, 0x02}, cidItem)},
 		{&BlockResponse{ID: 500, CID: c, Data: []byte("hi")},
 			cat([]byte{0x06, 0xa3, 0x01, 0x19, 0x01, 0xf4, 0x02}, cidItem, []byte{0x03, 0x42, 'h', 'i'})},
-		{&PushAck{ID: 24, OK: true}, []byte{0x08, 0xa2, 0x01, 0x18, 24, 0x02, 0xf5}},
 		{&ErrorResponse{ID: 0, Code: CodeBusy, Message: "x"}, []byte{0x09, 0xa3, 0x01, 0x00, 0x02, 0x03, 0x03, 0x61, 'x'}},
 		{&Bye{}, []byte{0x0a, 0xa0}},
 		{&Hello{SwarmID: "s", Version: 2}, []byte{0x20, 0xa2, 0x01, 0x61, 's', 0x02, 0x02}},
@@ -120,17 +116,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing garbage", append(append([]byte{}, blockReq...), 0x00), ErrMalformed},
 		{"array not map", []byte{0x0a, 0x80}, ErrMalformed},
 		{"truncated CBOR", blockReq[:len(blockReq)-1], ErrMalformed},
-		{"duplicate key", []byte{0x08, 0xa2, 0x01, 0x01, 0x01, 0x02}, ErrMalformed},
-		{"indefinite map", []byte{0x08, 0xbf, 0x01, 0x01, 0xff}, ErrMalformed},
-		{"tag", []byte{0x08, 0xa1, 0x01, 0xc1, 0x01}, ErrMalformed},
-		{"wrong field type", []byte{0x08, 0xa1, 0x01, 0x61, 'x'}, ErrMalformed},
-		{"negative id", []byte{0x08, 0xa1, 0x01, 0x20}, ErrMalformed},
+		{"duplicate key", []byte{0x09, 0xa2, 0x01, 0x01, 0x01, 0x02}, ErrMalformed},
+		{"indefinite map", []byte{0x09, 0xbf, 0x01, 0x01, 0xff}, ErrMalformed},
+		{"tag", []byte{0x09, 0xa1, 0x01, 0xc1, 0x01}, ErrMalformed},
+		{"wrong field type", []byte{0x09, 0xa1, 0x01, 0x61, 'x'}, ErrMalformed},
+		{"negative id", []byte{0x09, 0xa1, 0x01, 0x20}, ErrMalformed},
 		{"num chunks over uint32", cat([]byte{0x02, 0xa2, 0x02}, cidItem, []byte{0x04, 0x1b, 1, 0, 0, 0, 0, 0, 0, 0}), ErrMalformed},
 		{"invalid utf-8", []byte{0x09, 0xa2, 0x02, 0x01, 0x03, 0x61, 0xff}, ErrMalformed},
 		{"bad CID bytes", []byte{0x05, 0xa1, 0x02, 0x43, 0x01, 0x02, 0x03}, ErrMalformed},
 		{"payload not bytes", cat([]byte{0x06, 0xa2, 0x02}, cidItem, []byte{0x03, 0x61, 'x'}), ErrMalformed},
-		{"deep nesting", []byte{0x08, 0xa1, 0x09, 0x81, 0x81, 0x81, 0x81, 0x00}, ErrMalformed},
-		{"long array", cat([]byte{0x08, 0xa1, 0x09, 0x91}, make([]byte, 17)), ErrMalformed},
+		{"deep nesting", []byte{0x09, 0xa1, 0x09, 0x81, 0x81, 0x81, 0x81, 0x00}, ErrMalformed},
+		{"long array", cat([]byte{0x09, 0xa1, 0x09, 0x91}, make([]byte, 17)), ErrMalformed},
 		{"many map pairs", manyPairs(17), ErrMalformed},
 		{"missing CID", []byte{0x05, 0xa1, 0x01, 0x01}, ErrInvalid},
 		{"chunk over bound", overChunk, ErrInvalid},
@@ -159,11 +155,11 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// manyPairs returns a PushAck body whose map has n pairs (unknown keys).
+// manyPairs returns a Bye body whose map has n pairs (unknown keys).
 func manyPairs(n int) []byte {
-	b := []byte{0x08, 0xa0 | byte(n)}
+	b := []byte{0x0a, 0xa0 | byte(n)}
 	if n >= 24 {
-		b = []byte{0x08, 0xb8, byte(n)}
+		b = []byte{0x0a, 0xb8, byte(n)}
 	}
 	for i := range n {
 		b = append(b, 0x18, byte(100+i), 0x00)
@@ -174,12 +170,12 @@ func manyPairs(n int) []byte {
 // TestDecodeIgnoresUnknownKeys pins the extension rule: a receiver ignores
 // map keys it does not know.
 func TestDecodeIgnoresUnknownKeys(t *testing.T) {
-	body := []byte{0x08, 0xa3, 0x01, 0x07, 0x02, 0xf5, 0x18, 40, 0x63, 'n', 'e', 'w'}
+	body := []byte{0x09, 0xa3, 0x01, 0x07, 0x02, 0x05, 0x18, 40, 0x63, 'n', 'e', 'w'}
 	m, err := DecodeMsg(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (&PushAck{ID: 7, OK: true}); !reflect.DeepEqual(m, want) {
+	if want := (&ErrorResponse{ID: 7, Code: CodeBadRequest}); !reflect.DeepEqual(m, want) {
 		t.Fatalf("got %#v, want %#v", m, want)
 	}
 	if _, err := DecodeMsg(manyPairs(16)); err != nil {

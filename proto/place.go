@@ -8,7 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// This file defines the replication protocol's messages (docs/REPLICATION.md
+// This file defines the replication protocol's messages (docs/PROTOCOL.md
 // "Replication protocol"): placement requests, their status, and signed removal
 // records.
 

@@ -6,11 +6,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// RulesProtocol is the base protocol ID of the rules exchange
-// (docs/PROTOCOL.md "Rules exchange"). Daemons register the per-swarm ID
-// from RulesProtocolFor.
-const RulesProtocol protocol.ID = "/annex-swarm/rules/1.0.0"
-
 // RulesProtocolFor returns the rules exchange protocol ID of one swarm,
 // "/annex-swarm/<swarmID>/rules/1.0.0", with the same constraints on swarmID
 // as ExchangeProtocolFor.

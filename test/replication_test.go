@@ -369,27 +369,6 @@ func TestReplicationLeaveKeepsTarget(t *testing.T) {
 	t.Logf("leaver %s held %d of %d contents; %d where polls", leaver.Name, best, len(roots), polls)
 }
 
-func TestReplicationSkipsFullMember(t *testing.T) {
-	rs := formRepl(t, 4, false, harness.SwarmOptions{Copies: 4, CopiesMin: 2,
-		MemberArgs: map[int][]string{3: {"--storage", "1MiB"}}}, "1h", nil)
-	up, full := rs.c.Nodes[0], rs.c.Nodes[3]
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	writeRandomFile(t, src, 8<<20, 24)
-	root := harness.LastLine(up.MustCLI("put", src))
-	w := waitCopies(t, up, root, 3, time.Minute)
-	if slices.Contains(holderNames(w), full.Name) {
-		t.Fatalf("the member at its limit holds a copy: %+v", w)
-	}
-	harness.WaitFor(t, 30*time.Second, "status says no member has room for the 4th copy", func() bool {
-		r := up.StatusJSON().Replication
-		return r != nil && r.NoRoom == 1 && r.BelowTarget == 1 && r.Problem != ""
-	})
-	if st := full.StatusJSON(); st.Store.Used > st.Store.Limit {
-		t.Fatalf("full member over its limit: %+v", st.Store)
-	}
-}
-
 func TestReplicationManySmallFiles(t *testing.T) {
 	rs := formRepl(t, 4, true, harness.SwarmOptions{Copies: 3, CopiesMin: 2}, "1h", nil)
 	laptop := rs.client

@@ -18,6 +18,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/daemon/localswarm"
+	"github.com/annex-swarm/annex-swarm/swarm/swarmtest"
 )
 
 // Binaries are the built programs the harness runs.
@@ -204,14 +205,6 @@ func LastLine(s string) string {
 	return strings.TrimSpace(ls[len(ls)-1])
 }
 
-// WaitFor polls cond every 50ms until it is true or timeout passes.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// WaitFor polls cond until it is true, failing t when the timeout passes
+// first: the one wait helper of the tests (swarmtest.WaitFor).
+var WaitFor = swarmtest.WaitFor

@@ -1,0 +1,367 @@
+package membership
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/rules"
+)
+
+// DefaultSyncInterval is how often a member reconnects to the members it is
+// not connected to and compares definition versions with the ones it is.
+const DefaultSyncInterval = 10 * time.Second
+
+// Membership keeps this host in its swarm: it holds the adopted definition,
+// admits only its members (through the Gater), keeps connections to them,
+// runs the swarm's private DHT, and spreads newer signed versions.
+type Membership struct {
+	host     host.Host
+	gater    *Gater
+	log      *slog.Logger
+	interval time.Duration
+	persist  func(*rules.Definition) error
+
+	mu       sync.Mutex
+	def      *rules.Definition // nil: no swarm joined
+	dht      *dht.IpfsDHT
+	proto    protocol.ID // the rules protocol registered for def's swarm
+	lastSeen map[peer.ID]time.Time
+	onAdopt  []func(*rules.Definition)
+	stopped  bool // Run has returned: no DHT runs any more
+
+	kick chan struct{}
+}
+
+// Options configure a Membership.
+type Options struct {
+	Logger *slog.Logger
+	// Interval between sync rounds; DefaultSyncInterval when zero.
+	Interval time.Duration
+	// Persist stores an adopted definition durably before it takes effect.
+	Persist func(*rules.Definition) error
+}
+
+// NewMembership returns a membership that has joined no swarm. Call Run to
+// start its sync loop.
+func New(h host.Host, g *Gater, o Options) *Membership {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultSyncInterval
+	}
+	if o.Persist == nil {
+		o.Persist = func(*rules.Definition) error { return nil }
+	}
+	m := &Membership{
+		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
+		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1),
+	}
+	h.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
+	})
+	return m
+}
+
+// OnAdopt registers f to be called (synchronously) each time a definition
+// is adopted, with nil when the swarm is left (Leave), and once right away
+// if a definition is adopted already. Hooks are called in the order they
+// were registered; a hook should not depend on another having run.
+func (m *Membership) OnAdopt(f func(*rules.Definition)) {
+	m.mu.Lock()
+	m.onAdopt = append(m.onAdopt, f)
+	d := m.def
+	m.mu.Unlock()
+	if d != nil {
+		f(d)
+	}
+}
+
+// Current returns the adopted definition, or nil.
+func (m *Membership) Current() *rules.Definition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.def
+}
+
+// DHT returns the swarm's DHT, or nil when no swarm is joined.
+func (m *Membership) DHT() *dht.IpfsDHT {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dht
+}
+
+// Join adopts a definition the user hands over (`annex-swarm join`). The
+// document must verify on its own and list this host. If a definition of
+// the same swarm is already adopted, the new one must follow it (VerifyNext),
+// so join cannot roll a swarm back; a different swarm replaces the current one.
+func (m *Membership) Join(ctx context.Context, signed []byte) (*rules.Definition, error) {
+	d, err := rules.Verify(signed)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the definition: %w", err)
+	}
+	if cur := m.Current(); cur != nil && cur.ID == d.ID {
+		if d, err = cur.VerifyNext(signed); err != nil {
+			return nil, fmt.Errorf("verifying the definition against version %d: %w", cur.Version, err)
+		}
+	}
+	if _, ok := d.Member(rules.PeerID(m.host.ID())); !ok {
+		return nil, fmt.Errorf("this host (%s) is not a member of swarm %q version %d", m.host.ID(), d.Swarm, d.Version)
+	}
+	if err := m.adopt(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Restore adopts a definition this host adopted before (read back from its
+// home at start), trusting it as it was trusted then.
+func (m *Membership) Restore(ctx context.Context, signed []byte) (*rules.Definition, error) {
+	d, err := rules.Verify(signed)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the stored definition: %w", err)
+	}
+	return d, m.adopt(ctx, d)
+}
+
+// Offer considers a newer version from a member or `rules push`: it is
+// adopted only when it follows the current definition (VerifyNext). It
+// reports whether it was adopted; an equal version is not an error.
+func (m *Membership) Offer(ctx context.Context, signed []byte) (bool, error) {
+	cur := m.Current()
+	if cur == nil {
+		return false, fmt.Errorf("no swarm joined: use annex-swarm join first")
+	}
+	next, err := cur.VerifyNext(signed)
+	if err != nil {
+		return false, err
+	}
+	return true, m.adopt(ctx, next)
+}
+
+// Leave forgets the swarm: no member is admitted any more, every connection
+// closes and the DHT stops.
+func (m *Membership) Leave() error {
+	m.mu.Lock()
+	d := m.dht
+	m.def, m.dht = nil, nil
+	if m.proto != "" {
+		m.host.RemoveStreamHandler(m.proto)
+		m.proto = ""
+	}
+	hooks := append([]func(*rules.Definition){}, m.onAdopt...)
+	m.mu.Unlock()
+	for _, f := range hooks {
+		f(nil)
+	}
+	m.gater.SetMembers(nil)
+	for _, p := range m.host.Network().Peers() {
+		_ = m.host.Network().ClosePeer(p)
+	}
+	if d != nil {
+		if err := d.Close(); err != nil {
+			return fmt.Errorf("stopping the DHT: %w", err)
+		}
+	}
+	return nil
+}
+
+// adopt makes d the current definition: persisted first, then the gater,
+// the protocol handler and the DHT follow it, removed members are
+// disconnected, and the others are told.
+func (m *Membership) adopt(ctx context.Context, d *rules.Definition) error {
+	if err := m.persist(d); err != nil {
+		return fmt.Errorf("storing the definition: %w", err)
+	}
+	self := m.host.ID()
+	_, member := d.Member(rules.PeerID(self))
+	var allowed []peer.ID
+	if member {
+		for _, p := range peersOf(d) {
+			if p != self {
+				allowed = append(allowed, p)
+			}
+		}
+	}
+	for _, ai := range addrInfos(d) {
+		if ai.ID != self {
+			m.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+	}
+
+	m.mu.Lock()
+	old := m.def
+	m.def = d
+	newSwarm := old == nil || old.ID != d.ID
+	var oldDHT *dht.IpfsDHT
+	if newSwarm {
+		if m.proto != "" {
+			m.host.RemoveStreamHandler(m.proto)
+		}
+		m.proto = proto.RulesProtocolFor(d.ID.String())
+		m.host.SetStreamHandler(m.proto, m.handleRules)
+		oldDHT = m.dht
+		m.dht = nil
+	}
+	hooks := append([]func(*rules.Definition){}, m.onAdopt...)
+	m.mu.Unlock()
+
+	for _, p := range m.gater.SetMembers(allowed) {
+		m.log.Info("member removed; disconnecting", "peer", p)
+		_ = m.host.Network().ClosePeer(p)
+	}
+	if oldDHT != nil {
+		_ = oldDHT.Close()
+	}
+	if newSwarm && member {
+		kd, err := m.startDHT(d)
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		stopped := m.stopped
+		if !stopped {
+			m.dht = kd
+		}
+		m.mu.Unlock()
+		if stopped {
+			_ = kd.Close()
+		}
+	}
+	if !member {
+		m.log.Warn("this host is not a member of the adopted definition; talking to no one", "swarm", d.Swarm, "version", d.Version)
+	}
+	m.log.Info("definition adopted", "swarm", d.Swarm, "id", d.ID, "version", d.Version, "members", len(d.Members))
+	for _, f := range hooks {
+		f(d)
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// startDHT starts the swarm's private Kademlia DHT: a protocol prefix unique
+// to the swarm ID, server mode, the members as bootstrap peers.
+func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
+	self := m.host.ID()
+	var boot []peer.AddrInfo
+	for _, ai := range addrInfos(d) {
+		if ai.ID != self {
+			boot = append(boot, ai)
+		}
+	}
+	kd, err := dht.New(m.host,
+		dht.ProtocolPrefix(protocol.ID("/annex-swarm/"+d.ID.String())),
+		dht.Mode(dht.ModeServer),
+		dht.DisableValues(),
+		dht.BootstrapPeers(boot...),
+		// Members dial each other from the definition and the routing
+		// table fills from those connections; periodic refresh lookups
+		// would only add connections a closed swarm does not need.
+		dht.DisableAutoRefresh(),
+		dht.AddressFilter(func(a []ma.Multiaddr) []ma.Multiaddr { return a }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("starting the swarm DHT: %w", err)
+	}
+	return kd, nil
+}
+
+// seen records that p connected or disconnected just now, and wakes the
+// sync loop when p is a member.
+func (m *Membership) seen(p peer.ID) {
+	m.mu.Lock()
+	m.lastSeen[p] = time.Now()
+	m.mu.Unlock()
+	if m.gater.Allowed(p) {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// LastSeen returns when p was last connected or disconnected (zero: never).
+func (m *Membership) LastSeen(p peer.ID) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastSeen[p]
+}
+
+// Run connects to the members and syncs definitions every interval, and
+// right away after a change or a new connection, until ctx ends. It owns
+// the swarm's DHT: when it returns, the DHT has stopped, and no later
+// adoption starts one.
+func (m *Membership) Run(ctx context.Context) {
+	defer m.stopDHT()
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		m.syncRound(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+	}
+}
+
+// stopDHT stops the DHT for good (the end of Run).
+func (m *Membership) stopDHT() {
+	m.mu.Lock()
+	d := m.dht
+	m.dht, m.stopped = nil, true
+	m.mu.Unlock()
+	if d != nil {
+		if err := d.Close(); err != nil {
+			m.log.Warn("stopping the DHT", "err", err)
+		}
+	}
+}
+
+// syncRound dials every member not connected and compares versions with each
+// connected one, concurrently and bounded by the interval.
+func (m *Membership) syncRound(ctx context.Context) {
+	d := m.Current()
+	if d == nil {
+		return
+	}
+	if _, ok := d.Member(rules.PeerID(m.host.ID())); !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.interval)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, ai := range addrInfos(d) {
+		if ai.ID == m.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func(ai peer.AddrInfo) {
+			defer wg.Done()
+			if err := m.host.Connect(ctx, ai); err != nil {
+				m.log.Debug("member unreachable", "peer", ai.ID, "err", err)
+				return
+			}
+			if err := m.syncWith(ctx, ai.ID); err != nil {
+				m.log.Debug("rules sync failed", "peer", ai.ID, "err", err)
+			}
+		}(ai)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,223 @@
+// Package replicate keeps every content a member holds at its swarm's
+// target copy count (docs/REPLICATION.md): it places new copies (seeding,
+// with super-seeding), answers placements as a holder, repairs after a
+// holder is lost, trims extra copies, spreads signed removal records and
+// drains before a member leaves. It fetches through the chunk exchange and
+// reads the adopted definition through the narrow interfaces below.
+package replicate
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
+	"github.com/annex-swarm/annex-swarm/swarm/internal/owner"
+	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
+)
+
+// This file holds the replication engine's state, its options and its
+// loop. The placement policy is in policy.go, the placer in place.go, the
+// holder's side of a placement in hold.go, super-seeding in seed.go, the
+// queries in survey.go, the repair round in repair.go, drain in drain.go
+// and removals in removals*.go and remove.go.
+
+// Exchange is what the replicator needs of the chunk exchange
+// (*exchange.Exchange implements it).
+type Exchange interface {
+	// Protocol is the exchange protocol of the adopted swarm, "" when none.
+	Protocol() protocol.ID
+	// Fetch fetches root into the local store from every holder.
+	Fetch(ctx context.Context, root cid.Cid, progress func(exchange.FetchProgress)) error
+	// FetchManifest fetches and checks the manifest root from p.
+	FetchManifest(ctx context.Context, p peer.ID, root cid.Cid) (*chunk.Manifest, error)
+	// Announce announces on the DHT, in the background, that this host
+	// holds root.
+	Announce(root cid.Cid)
+	// SetServeGate installs the super-seeding gate on the serving side.
+	SetServeGate(g exchange.ServeGate)
+}
+
+// Membership is what the replicator needs of the membership
+// (*membership.Membership implements it).
+type Membership interface {
+	// Current is the adopted definition, or nil.
+	Current() *rules.Definition
+	// LastSeen is when p last connected or disconnected (zero: never).
+	LastSeen(p peer.ID) time.Time
+}
+
+// ErrNoSwarm is returned when no swarm is joined. It is p2pstream.ErrNoSwarm.
+var ErrNoSwarm = p2pstream.ErrNoSwarm
+
+// Defaults of Options.
+const (
+	// DefaultRepairInterval is the period of the repair round.
+	DefaultRepairInterval = 30 * time.Second
+	// DefaultPlaceFetches is how many placements a member fetches at once.
+	DefaultPlaceFetches = 4
+)
+
+// noSpaceFor is how long a member that refused a copy for lack of room is
+// skipped by placement.
+const noSpaceFor = time.Minute
+
+// Options configure a Replicator.
+type Options struct {
+	Host     host.Host
+	Store    *chunk.Store
+	Exchange Exchange
+	Members  Membership
+	Logger   *slog.Logger
+	// DialTimeout bounds opening a stream to a member;
+	// exchange.DefaultDialTimeout when zero.
+	DialTimeout time.Duration
+	// Interval is the period of the repair round; DefaultRepairInterval when zero.
+	Interval time.Duration
+	// PlaceFetches bounds the placements fetched at once; DefaultPlaceFetches when zero.
+	PlaceFetches int
+	// LoadRemovals, SaveRemovals and AppendRemovals read, replace
+	// (atomically) and extend (synced) the durable removal records file
+	// (docs/REPLICATION.md "Removal records file"); nil: not durable.
+	LoadRemovals   func() ([]byte, error)
+	SaveRemovals   func([]byte) error
+	AppendRemovals func([]byte) error
+}
+
+// Replicator keeps every content this member holds at its swarm's target
+// copy count: it seeds new content to chosen holders, repairs after a
+// holder is lost, trims extra copies, spreads removals and drains on leave.
+// It is safe for concurrent use.
+type Replicator struct {
+	host    host.Host
+	store   *chunk.Store
+	x       Exchange
+	members Membership
+	log     *slog.Logger
+	dial    time.Duration
+	every   time.Duration
+	slots   chan struct{} // placement fetch slots
+	load    func() ([]byte, error)
+	save    func([]byte) error
+	appendR func([]byte) error
+	logged  int // records in the removal records file, under logMu
+	logMu   sync.Mutex
+	seed    *superSeed
+	tasks   *owner.Group // background work: placements, resumes, announcements, served streams
+	started time.Time    // members never seen count as gone since then
+
+	mu       sync.Mutex
+	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
+	known    map[string]map[peer.ID]bool // root → complete holders at the last round
+	over     map[string]time.Time        // root → since when over-replicated
+	pending  map[string]map[peer.ID]bool // root → placements in flight from here
+	fetching map[string]int              // roots being fetched here (placements, resumes)
+	noSpace  map[peer.ID]time.Time
+	gone     map[peer.ID]time.Time // members that failed a survey, since when
+	noRoom   map[string]bool       // roots for which no member had room at the last try
+	summary  Summary
+	tombs    *removals
+}
+
+// Summary is the replication state of the contents this member holds, as
+// of its last repair round (docs/REPLICATION.md "Status").
+type Summary struct {
+	Contents    int       // contents held (complete) here
+	AtTarget    int       // with at least `copies` storage holders
+	BelowTarget int       // with fewer than `copies`
+	BelowMin    int       // with fewer than `copies_min`
+	InRepair    int       // with a placement in flight from here
+	NoRoom      int       // for which no storage member had room
+	Removed     int       // removal records held
+	LastRound   time.Time // zero before the first round
+}
+
+// Summary returns the state as of the last repair round.
+func (r *Replicator) Summary() Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.summary
+	s.Removed = r.tombs.len()
+	return s
+}
+
+// New returns a replicator with the durable removal records loaded; it
+// installs its super-seeding gate on o.Exchange. Call SetSwarm when a swarm
+// is adopted and Run to start its rounds.
+func New(o Options) *Replicator {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultRepairInterval
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = exchange.DefaultDialTimeout
+	}
+	if o.PlaceFetches <= 0 {
+		o.PlaceFetches = DefaultPlaceFetches
+	}
+	r := &Replicator{
+		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
+		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
+		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
+		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
+		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
+		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
+		noSpace: map[peer.ID]time.Time{}, gone: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
+		tombs: newRemovals(),
+	}
+	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
+	o.Exchange.SetServeGate(r.seed.allow)
+	r.loadRemovals()
+	return r
+}
+
+// SetSwarm registers the replication protocol of swarm id, removing the one
+// of an earlier swarm. An empty id only removes it.
+func (r *Replicator) SetSwarm(id string) { r.slot.Set(id) }
+
+// Run runs a repair round every interval until ctx ends. It owns every
+// piece of the replicator's background work (placements started by Seed or
+// by a round, resumed fetches, announcements, and the replication streams
+// served): they run under ctx, and Run returns only after all of them have
+// ended, so the store may be closed once it has. Outside Run the
+// replicator starts no work: Seed places nothing in the background and
+// replication streams are reset.
+func (r *Replicator) Run(ctx context.Context) {
+	var tasks sync.WaitGroup
+	tasks.Go(func() { r.tasks.Run(ctx) })
+	defer tasks.Wait()
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.round(ctx)
+	}
+}
+
+// taskWait bounds how long work handed to the background waits for Run to
+// take it.
+const taskWait = 5 * time.Second
+
+// background runs f under Run's context in a goroutine Run waits for, and
+// reports whether it will run (not when Run has stopped, or has not
+// started within taskWait or before ctx ends).
+func (r *Replicator) background(ctx context.Context, f func(ctx context.Context)) bool {
+	wait, cancel := context.WithTimeout(ctx, taskWait)
+	defer cancel()
+	return r.tasks.Go(wait, f)
+}
