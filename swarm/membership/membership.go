@@ -16,6 +16,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/proto"
 	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm/internal/owner"
 )
 
 // DefaultSyncInterval is how often a member reconnects to the members it is
@@ -40,7 +41,8 @@ type Membership struct {
 	onAdopt  []func(*rules.Definition)
 	stopped  bool // Run has returned: no DHT runs any more
 
-	kick chan struct{}
+	kick  chan struct{}
+	tasks *owner.Group // the rules streams answered, owned by Run
 }
 
 // Options configure a Membership.
@@ -66,7 +68,7 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 	}
 	m := &Membership{
 		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
-		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1),
+		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1), tasks: owner.New(),
 	}
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
@@ -304,10 +306,13 @@ func (m *Membership) LastSeen(p peer.ID) time.Time {
 
 // Run connects to the members and syncs definitions every interval, and
 // right away after a change or a new connection, until ctx ends. It owns
-// the swarm's DHT: when it returns, the DHT has stopped, and no later
-// adoption starts one.
+// the swarm's DHT and the rules streams it answers: when it returns, they
+// have ended, the DHT has stopped, and no later adoption starts one.
 func (m *Membership) Run(ctx context.Context) {
 	defer m.stopDHT()
+	var tasks sync.WaitGroup
+	tasks.Go(func() { m.tasks.Run(ctx) })
+	defer tasks.Wait()
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {

@@ -38,9 +38,20 @@ func (m *Membership) syncWith(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
-// handleRules answers a rules stream a member opened.
+// handleRules answers a rules stream a member opened, as work of Run (the
+// stream is reset when Run is not running, or stops).
 func (m *Membership) handleRules(s network.Stream) {
-	if err := m.exchangeRules(context.Background(), s, false); err != nil {
+	wait, cancel := context.WithTimeout(context.Background(), rulesStreamTimeout)
+	defer cancel()
+	if !m.tasks.Do(wait, func(ctx context.Context) { m.answerRules(ctx, s) }) {
+		s.Reset()
+	}
+}
+
+// answerRules runs the exchange on s; s is reset when ctx ends.
+func (m *Membership) answerRules(ctx context.Context, s network.Stream) {
+	defer context.AfterFunc(ctx, func() { s.Reset() })()
+	if err := m.exchangeRules(ctx, s, false); err != nil {
 		m.log.Debug("rules exchange failed", "peer", s.Conn().RemotePeer(), "err", err)
 		s.Reset()
 		return
