@@ -49,7 +49,6 @@ type run struct {
 	counts   map[string]int // operations done, by kind
 	failed   map[string]int // operations that failed or timed out, by kind
 	timedOut map[string]int
-	copies   int // the rules' current copies
 	weights  []weight
 	// violations are broken invariants found during the schedule (a get
 	// that returned different bytes).
@@ -195,7 +194,6 @@ func (r *run) opRules() {
 	if _, ok := r.cli("rules", n, rulesBound, "rules", "push", r.swarm.Rules); !ok {
 		return
 	}
-	r.copies = copies
 	r.t.Logf("rules push on %s: copies=%d copies_min=%d", n.Name, copies, copiesMin)
 }
 
