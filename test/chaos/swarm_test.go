@@ -46,17 +46,17 @@ type world struct {
 	diskWhyNot    string
 }
 
-// newWorld starts the daemons (one member's store on a small tmpfs when
-// mount is permitted), forms the swarm with copies and copies_min, sets
+// newWorld starts the daemons (with smallDisk, one member's store on a
+// small tmpfs when mount is permitted), forms the swarm with copies and copies_min, sets
 // repair_after and waits until every member has the final rules and all are
 // connected.
-func newWorld(t *testing.T, copies, copiesMin int) *world {
+func newWorld(t *testing.T, copies, copiesMin int, smallDisk bool) *world {
 	t.Helper()
-	w := &world{t: t}
+	w := &world{t: t, diskWhyNot: "the small disk is only mounted with ANNEX_SWARM_CHAOS_FULL=1"}
 	o := harness.Options{Args: daemonArgs}
 	for i := range storageMembers {
 		n := harness.PrepareNode(t, bin, fmt.Sprintf("s%d", i), o)
-		if i == storageMembers-1 {
+		if smallDisk && i == storageMembers-1 {
 			w.mountDisk(n)
 		}
 		if err := n.Start(); err != nil {
