@@ -118,6 +118,19 @@ func Of(bin Binaries, nodes ...*Node) *Cluster { return &Cluster{Nodes: nodes, b
 // NewNode prepares and starts one daemon; it is stopped when the test ends.
 func NewNode(t testing.TB, bin Binaries, name string, o Options) *Node {
 	t.Helper()
+	nd := PrepareNode(t, bin, name, o)
+	if err := nd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	return nd
+}
+
+// PrepareNode is NewNode without the start: the home exists (with its
+// config.toml) but no daemon runs yet, so a test can shape the home first
+// (mount a small file system on its store, say) and then call Start. The
+// daemon, once started, is stopped when the test ends.
+func PrepareNode(t testing.TB, bin Binaries, name string, o Options) *Node {
+	t.Helper()
 	daemonBin := bin.Daemon
 	if o.Fault {
 		daemonBin = bin.FaultDaemon
@@ -130,9 +143,6 @@ func NewNode(t testing.TB, bin Binaries, name string, o Options) *Node {
 	ln.Env = o.Env
 	nd := &Node{Node: ln, t: t, bin: bin}
 	t.Cleanup(func() { nd.Node.Stop() })
-	if err := nd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
 	return nd
 }
 
@@ -143,6 +153,8 @@ func (n *Node) Start() error { return n.Node.Start(context.Background()) }
 type Result struct {
 	Stdout, Stderr string
 	Code           int
+	// TimedOut says the run was killed at its deadline.
+	TimedOut bool
 }
 
 // CLI runs `annex-swarm --home HOME args...` with a deadline and returns its
@@ -157,9 +169,23 @@ func RunCLI(bin Binaries, args ...string) Result { return RunCLIEnv(bin, nil, ar
 // RunCLIEnv is RunCLI with extra environment variables (KEY=VALUE; a later
 // one replaces an earlier one of the same name).
 func RunCLIEnv(bin Binaries, env []string, args ...string) Result {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	return RunCLIWithin(bin, 10*time.Minute, env, args...)
+}
+
+// CLIWithin is CLI bounded by timeout: a run still going then is killed and
+// its Result has TimedOut set.
+func (n *Node) CLIWithin(timeout time.Duration, args ...string) Result {
+	return RunCLIWithin(n.bin, timeout, nil, append([]string{"--home", n.Home}, args...)...)
+}
+
+// RunCLIWithin runs the annex-swarm program with args and extra environment
+// variables (may be nil), killing it when it has not returned within timeout;
+// such a run has TimedOut set and a non-zero Code.
+func RunCLIWithin(bin Binaries, timeout time.Duration, env []string, args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin.CLI, args...)
+	cmd.WaitDelay = 5 * time.Second // after a kill at the deadline, do not wait on its pipes
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
@@ -176,7 +202,7 @@ func RunCLIEnv(bin Binaries, env []string, args ...string) Result {
 			errb.WriteString(err.Error())
 		}
 	}
-	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code, TimedOut: ctx.Err() != nil}
 }
 
 // MustCLI runs the CLI and fails the test on a non-zero exit.
