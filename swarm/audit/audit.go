@@ -110,10 +110,10 @@ type Auditor struct {
 
 	mu       sync.Mutex
 	stats    Stats
-	window   time.Time           // start of the byte budget's 24-hour window
-	sweeping map[string]bool     // roots being swept here
-	peers    map[peer.ID]bool    // members with an audit stream served now
-	rng      *rand.Rand          // under mu
+	window   time.Time        // start of the byte budget's 24-hour window
+	sweeping map[string]bool  // roots being swept here
+	peers    map[peer.ID]bool // members with an audit stream served now
+	rng      *rand.Rand       // under mu
 }
 
 // maxServing bounds the audit streams served at once.
