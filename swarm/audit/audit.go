@@ -213,3 +213,9 @@ func (a *Auditor) count(f func(s *Stats)) {
 	f(&a.stats)
 	a.mu.Unlock()
 }
+
+// Interval is the period of the round.
+func (a *Auditor) Interval() time.Duration { return a.every }
+
+// BytesPerDay is the daily byte budget.
+func (a *Auditor) BytesPerDay() int64 { return a.bytesPerDay }
