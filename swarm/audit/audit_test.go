@@ -63,7 +63,6 @@ func start(t *testing.T, n int, timeout time.Duration) []member {
 	hosts := swarmtest.Hosts(t, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
 	out := make([]member, n)
 	for i, h := range hosts {
 		dir := t.TempDir()
@@ -84,6 +83,8 @@ func start(t *testing.T, n int, timeout time.Duration) []member {
 		wg.Go(func() { a.Run(ctx) })
 		out[i] = member{a: a, store: st, dir: dir, repl: repl}
 	}
+	// The auditors end before the stores close (cleanups run last first).
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	for i := 1; i < n; i++ {
 		swarmtest.Connect(t, hosts[0].Host, hosts[i].Host)
 	}

@@ -45,7 +45,7 @@ func TestAuditFailureReplacesThroughReplicator(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var loops []func()
 	log := slog.New(slog.DiscardHandler)
 	ms := make([]fullMember, 3)
 	for i, h := range hosts {
@@ -61,19 +61,34 @@ func TestAuditFailureReplacesThroughReplicator(t *testing.T) {
 		r.SetSwarm(testSwarm)
 		a := New(Options{Host: h.Host, Store: st, Replicator: r, Logger: log, Interval: time.Hour})
 		a.SetSwarm(testSwarm)
-		wg.Go(func() { x.Run(ctx) })
-		wg.Go(func() { r.Run(ctx) })
-		wg.Go(func() { a.Run(ctx) })
+		loops = append(loops, func() { x.Run(ctx) }, func() { r.Run(ctx) }, func() { a.Run(ctx) })
 		ms[i] = fullMember{id: h.Host.ID(), store: st, dir: dir, repl: r, a: a}
 	}
-	swarmtest.Connect(t, hosts[0].Host, hosts[1].Host, hosts[2].Host)
-	swarmtest.Connect(t, hosts[1].Host, hosts[2].Host)
+	// The membership would reconnect a member the survey dropped (it
+	// disconnects one that is slow to answer); here the test does.
+	reconnect := func() {
+		for _, a := range hosts {
+			for _, b := range hosts {
+				if a.Host != b.Host {
+					_ = a.Host.Connect(ctx, peer.AddrInfo{ID: b.Host.ID(), Addrs: b.Host.Addrs()})
+				}
+			}
+		}
+	}
+	reconnect()
 
+	// Two holders before any round runs (else a round would place a third
+	// copy), in rank order as the replicator sees them.
 	data := swarmtest.RandomContent(t, 200<<10)
-	// Two holders, in rank order as the replicator sees them.
 	root, m := put(t, data, ms[0].store, ms[1].store)
+	// The loops end before the stores close (cleanups run last first).
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, f := range loops {
+		wg.Go(f)
+	}
 	var ranked []peer.ID
-	swarmtest.WaitFor(t, 10*time.Second, "both holders known to the replicator", func() bool {
+	swarmtest.WaitFor(t, 60*time.Second, "both holders known to the replicator", func() bool {
+		reconnect()
 		h, ok := ms[0].repl.KnownHolders(root)
 		ranked = h.Holders
 		return ok && len(h.Holders) == 2
@@ -96,8 +111,8 @@ func TestAuditFailureReplacesThroughReplicator(t *testing.T) {
 		missing, err := st.Missing(context.Background(), root)
 		return err == nil && len(missing) == 0
 	}
-	swarmtest.WaitFor(t, 20*time.Second, "a copy placed on the third member", func() bool { return complete(third.store) })
-	swarmtest.WaitFor(t, 20*time.Second, "the damaged holder whole again", func() bool { return complete(victim.store) })
+	swarmtest.WaitFor(t, 60*time.Second, "a copy placed on the third member", func() bool { reconnect(); return complete(third.store) })
+	swarmtest.WaitFor(t, 60*time.Second, "the damaged holder whole again", func() bool { reconnect(); return complete(victim.store) })
 	rep, err := victim.store.Fsck(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
