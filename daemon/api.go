@@ -86,6 +86,7 @@ func (d *Daemon) status() client.Status {
 		RefusedConnections: d.gater.Refused(),
 		Limits:             client.LimitsStatus{Storage: lim.Storage, Upload: lim.Upload, Download: lim.Download},
 		Replication:        d.replicationStatus(),
+		Audit:              d.auditStatus(),
 	})
 }
 

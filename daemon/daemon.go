@@ -17,6 +17,7 @@ import (
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/internal/version"
 	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm/audit"
 	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 	"github.com/annex-swarm/annex-swarm/swarm/membership"
 	"github.com/annex-swarm/annex-swarm/swarm/replicate"
@@ -41,6 +42,9 @@ type Options struct {
 	// RepairInterval is the period of the replication repair round;
 	// replicate.DefaultRepairInterval when zero.
 	RepairInterval time.Duration
+	// AuditInterval is the period of the storage audit round;
+	// audit.DefaultInterval when zero.
+	AuditInterval time.Duration
 	// RebuildIndex rebuilds the store index from the stored objects even
 	// if it looks sound (a damaged one is rebuilt anyway).
 	RebuildIndex bool
@@ -58,6 +62,7 @@ type Daemon struct {
 	members *membership.Membership
 	xchg    *exchange.Exchange
 	repl    *replicate.Replicator
+	audit   *audit.Auditor
 	// bg counts the loops of the membership, the exchange and the
 	// replicator (each waits for the work it owns before it returns).
 	bg    sync.WaitGroup
@@ -123,7 +128,8 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	d.xchg = d.newExchange()
 	d.repl = d.newReplicator(opts.RepairInterval)
-	d.members.OnAdopt(d.follow)
+	d.audit = d.newAuditor(opts.AuditInterval)
+	d.members.OnAdopt(func(def *rules.Definition) { d.follow(def); d.followAudit(def) })
 	runCtx, stopRun := context.WithCancel(ctx)
 	// The loops and everything they own (served streams, placements,
 	// announcements) end before the host and the store close (the defers
@@ -132,6 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.bg.Go(func() { d.members.Run(runCtx) })
 	d.bg.Go(func() { d.xchg.Run(runCtx) })
 	d.bg.Go(func() { d.repl.Run(runCtx) })
+	d.bg.Go(func() { d.audit.Run(runCtx) })
 	if err := d.restoreRules(ctx); err != nil {
 		return err
 	}

@@ -88,6 +88,9 @@ func (t MsgType) String() string {
 	if s := placeTypeName(t); s != "" {
 		return s
 	}
+	if s := auditTypeName(t); s != "" {
+		return s
+	}
 	return fmt.Sprintf("MsgType(%#x)", byte(t))
 }
 
@@ -117,7 +120,10 @@ func newMsg(t MsgType) Msg {
 	case TypeRules:
 		return new(Rules)
 	}
-	return newPlaceMsg(t)
+	if m := newPlaceMsg(t); m != nil {
+		return m
+	}
+	return newAuditMsg(t)
 }
 
 // MaxBodySize returns the bound on a frame body (type byte included) that
@@ -137,7 +143,10 @@ func (t MsgType) MaxBodySize() int {
 		TypeError, TypeBye, TypeHello, TypeGetRules:
 		return FrameOverhead
 	}
-	return placeBodySize(t)
+	if n := placeBodySize(t); n > 0 {
+		return n
+	}
+	return auditBodySize(t)
 }
 
 // bodyBound is the bound function a Codec hands to its FrameReader.

@@ -45,6 +45,10 @@ func printStatus(w io.Writer, st client.Status, t time.Time) {
 			fmt.Fprintf(w, "PROBLEM   %s\n", r.Problem)
 		}
 	}
+	if a := st.Audit; a != nil && a.LastAudit != "" {
+		fmt.Fprintf(w, "audits    %d sent: %d passed, %d failed, %d unknown; %d answered, %d lost here; last %s\n",
+			a.Sent, a.Passed, a.Failed, a.Unknown, a.Served, a.LostHere, ago(a.LastAudit, t))
+	}
 	if len(st.Members) == 0 {
 		return
 	}

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	version := fs.Bool("version", false, "print the version and exit")
 	syncEvery := fs.Duration("sync-interval", 0, "how often to reconnect to members and compare rules versions (default 10s)")
 	repairEvery := fs.Duration("repair-interval", 0, "how often to re-check the copies of the contents held (default 30s)")
+	auditEvery := fs.Duration("audit-interval", 0, "how often to challenge the other holders of the contents held to prove they still hold them (default 1h)")
 	rebuildIndex := fs.Bool("rebuild-index", false, "rebuild the store index from the stored chunks and manifests before starting")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	err = runNotifying(ctx, log, h, func(ctx context.Context) error {
-		return daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery, RebuildIndex: *rebuildIndex})
+		return daemon.Run(ctx, daemon.Options{Home: h, Listen: listen, Logger: log, SyncInterval: *syncEvery, RepairInterval: *repairEvery, AuditInterval: *auditEvery, RebuildIndex: *rebuildIndex})
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "annex-swarmd: %v\n", err)

@@ -24,6 +24,8 @@ type Status struct {
 	Members            []MemberStatus `json:"members,omitempty"`
 	// Replication summarises the contents held here; nil outside a swarm.
 	Replication *ReplicationStatus `json:"replication,omitempty"`
+	// Audit counts the storage audits of this member; nil outside a swarm.
+	Audit *AuditStatus `json:"audit,omitempty"`
 	// Transfers are the puts and gets in flight on the control API.
 	Transfers []Transfer `json:"transfers,omitempty"`
 	// Web is the status page's address when [web] listen is set.
@@ -179,4 +181,25 @@ type Transfer struct {
 // WebInfo says where the web status page is served, token included.
 type WebInfo struct {
 	URL string `json:"url"`
+}
+
+// AuditStatus counts the storage audits of this member
+// (docs/RELIABILITY.md "Audits"); part of Status.
+type AuditStatus struct {
+	// IntervalSeconds is the period of the audit round.
+	IntervalSeconds int64 `json:"interval_seconds"`
+	Sent            int64 `json:"sent"`    // challenges sent
+	Passed          int64 `json:"passed"`  // answered with the right proof
+	Failed          int64 `json:"failed"`  // answered missing or wrong: the content was placed anew
+	Unknown         int64 `json:"unknown"` // not answered in time: retried next round
+	// Served counts challenges answered here; LostHere those answered
+	// missing because this member's own chunk was lost or corrupt.
+	Served   int64 `json:"served"`
+	LostHere int64 `json:"lost_here"`
+	// BytesToday are the chunk bytes read to check answers in the current
+	// 24-hour budget window, of BytesPerDay.
+	BytesToday  int64 `json:"bytes_today"`
+	BytesPerDay int64 `json:"bytes_per_day"`
+	// LastAudit is when the last round started (RFC 3339), empty before the first.
+	LastAudit string `json:"last_audit,omitempty"`
 }
