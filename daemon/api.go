@@ -79,6 +79,8 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		RefusedConnections: d.gater.Refused(),
 		Limits:             client.LimitsStatus{Storage: lim.Storage, Upload: lim.Upload, Download: lim.Download},
 		Replication:        d.replicationStatus(),
+		Reachability:       d.nat.ReachabilityString(),
+		Relay:              d.relayStatus(),
 	})
 }
 

@@ -51,6 +51,7 @@ type Daemon struct {
 	store   *chunk.Store
 	host    host.Host
 	gater   *membership.Gater
+	nat     *membership.NAT
 	members *membership.Membership
 	xchg    *exchange.Exchange
 	repl    *replicate.Replicator
@@ -104,13 +105,15 @@ func Run(ctx context.Context, opts Options) error {
 	defer st.Close()
 
 	g := membership.NewGater()
-	hst, err := membership.NewHost(key, cfg.Listen, g)
+	nat := membership.NewNAT(g, log)
+	hst, err := membership.NewHostNAT(key, cfg.Listen, g, nat)
 	if err != nil {
 		return err
 	}
 	defer hst.Close()
+	defer nat.Close()
 
-	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
+	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, nat: nat, start: time.Now()}
 	d.members = membership.New(hst, g, membership.Options{
 		Logger:   log,
 		Interval: opts.SyncInterval,
@@ -118,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	d.xchg = d.newExchange()
 	d.members.OnAdopt(d.applyLimits)
+	d.members.OnAdopt(nat.Follow)
 	d.members.OnAdopt(d.followSwarm)
 	d.repl = d.newReplicator(opts.RepairInterval)
 	d.members.OnAdopt(d.followReplication)
@@ -128,6 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	go d.members.Run(runCtx)
+	go nat.Run(runCtx)
 	go d.xchg.Run(runCtx)
 	go d.repl.Run(runCtx)
 	return d.serve(ctx)

@@ -117,6 +117,7 @@ func (d *Daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	}
 	d.applyLimits(&rules.Definition{})
 	d.followSwarm(nil)
+	d.nat.Follow(nil)
 	d.followReplication(nil)
 	d.log.Info("left the swarm")
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -132,6 +133,10 @@ func (d *Daemon) memberStatus() []client.MemberStatus {
 	for _, m := range def.Members {
 		ms := client.MemberStatus{PeerID: m.Peer.String(), Name: m.Name, Role: string(m.Role), Self: m.Peer == d.host.ID()}
 		ms.Connected = !ms.Self && len(d.host.Network().ConnsToPeer(m.Peer)) > 0
+		if !ms.Self {
+			ms.Connection = d.nat.ConnKind(m.Peer)
+			ms.HolePunch = d.nat.HolePunchError(m.Peer)
+		}
 		if t := d.members.LastSeen(m.Peer); !t.IsZero() {
 			ms.LastSeen = t.UTC().Format("2006-01-02T15:04:05Z")
 		}
