@@ -80,7 +80,7 @@ func (l *Lab) In(name string, args ...string) string {
 func (l *Lab) Link(a, ifA, addrA, b, ifB, addrB string) {
 	l.t.Helper()
 	tmp := "v" + l.prefix[3:9] + fmt.Sprint(len(l.made)) // unique while in the root namespace
-	l.made = append(l.made, "")                           // keeps tmp names unique
+	l.made = append(l.made, "")                          // keeps tmp names unique
 	l.must("ip", "link", "add", tmp+"a", "netns", l.Name(a), "type", "veth", "peer", "name", tmp+"b", "netns", l.Name(b))
 	l.In(a, "ip", "link", "set", tmp+"a", "name", ifA)
 	l.In(b, "ip", "link", "set", tmp+"b", "name", ifB)
