@@ -29,7 +29,7 @@ type natLab struct {
 	lab *netns.Lab
 }
 
-func newNATLab(t *testing.T) *natLab {
+func newNATLab(t testing.TB) *natLab {
 	l := netns.New(t)
 	for _, ns := range []string{"wan", "pub", "pub2", "nata", "natb", "a", "b", "s"} {
 		l.NS(ns)
@@ -55,7 +55,7 @@ func newNATLab(t *testing.T) *natLab {
 
 // node starts a daemon in namespace ns listening on port 4101 of all its
 // addresses (TCP and QUIC).
-func (nl *natLab) node(t *testing.T, name, ns string) *harness.Node {
+func (nl *natLab) node(t testing.TB, name, ns string) *harness.Node {
 	n := nl.start(t, name, ns)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -66,7 +66,7 @@ func (nl *natLab) node(t *testing.T, name, ns string) *harness.Node {
 	return n
 }
 
-func (nl *natLab) start(t *testing.T, name, ns string) *harness.Node {
+func (nl *natLab) start(t testing.TB, name, ns string) *harness.Node {
 	return harness.NewNodeIn(t, bin, name, nl.lab.Name(ns), harness.Options{Args: []string{
 		"--listen", "/ip4/0.0.0.0/tcp/" + port, "--listen", "/ip4/0.0.0.0/udp/" + port + "/quic-v1",
 		"--sync-interval", "2s",
