@@ -27,7 +27,7 @@ func lanIP(i int) string { return fmt.Sprintf("10.9.0.%d", 10+i) }
 
 // newLAN builds the namespaces and starts the daemons; shape runs on each
 // member's namespace before its daemon starts (rates, loss).
-func newLAN(t *testing.T, n int, shape func(l *netns.Lab, ns string)) *lanSwarm {
+func newLAN(t *testing.T, n int, shape func(l *netns.Lab, ns string), args ...string) *lanSwarm {
 	l := netns.New(t)
 	l.NS("lan")
 	l.Bridge("lan", "br0", "")
@@ -39,7 +39,7 @@ func newLAN(t *testing.T, n int, shape func(l *netns.Lab, ns string)) *lanSwarm 
 		if shape != nil {
 			shape(l, ns)
 		}
-		nd := (&natLab{lab: l}).node(t, ns, ns)
+		nd := (&natLab{lab: l}).node(t, ns, ns, args...)
 		ls.nodes = append(ls.nodes, nd)
 	}
 	return ls

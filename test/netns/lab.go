@@ -158,6 +158,27 @@ func (l *Lab) Cut(name, ifc string) { l.t.Helper(); l.In(name, "ip", "link", "se
 // Heal brings interface ifc of namespace name back up.
 func (l *Lab) Heal(name, ifc string) { l.t.Helper(); l.In(name, "ip", "link", "set", ifc, "up") }
 
+// Partition cuts the traffic bridged by namespace sw between the hosts of
+// a and those of b (IPv4 addresses, no prefix), both ways: every packet is
+// dropped (this kernel's bridge family has no reject), so open
+// connections die by their keepalives. Hosts on the same side still talk.
+// Unpartition heals it.
+func (l *Lab) Partition(sw string, a, b []string) {
+	l.t.Helper()
+	set := func(ips []string) string { return "{ " + strings.Join(ips, ", ") + " }" }
+	l.In(sw, "nft", "add", "table", "bridge", "partition")
+	l.In(sw, "nft", "add", "chain", "bridge", "partition", "cut", "{ type filter hook forward priority 0 ; }")
+	for _, d := range [][2][]string{{a, b}, {b, a}} {
+		l.In(sw, "nft", "add", "rule", "bridge", "partition", "cut", "ip", "saddr", set(d[0]), "ip", "daddr", set(d[1]), "drop")
+	}
+}
+
+// Unpartition removes what Partition added in namespace sw.
+func (l *Lab) Unpartition(sw string) {
+	l.t.Helper()
+	l.In(sw, "nft", "delete", "table", "bridge", "partition")
+}
+
 // Close deletes every namespace the Lab made (their interfaces, bridges
 // and rules go with them). It runs at the end of the test.
 func (l *Lab) Close() {

@@ -55,8 +55,8 @@ func newNATLab(t testing.TB) *natLab {
 
 // node starts a daemon in namespace ns listening on port 4101 of all its
 // addresses (TCP and QUIC).
-func (nl *natLab) node(t testing.TB, name, ns string) *harness.Node {
-	n := nl.start(t, name, ns)
+func (nl *natLab) node(t testing.TB, name, ns string, args ...string) *harness.Node {
+	n := nl.start(t, name, ns, args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			r := n.CLI("status", "--json")
@@ -66,11 +66,11 @@ func (nl *natLab) node(t testing.TB, name, ns string) *harness.Node {
 	return n
 }
 
-func (nl *natLab) start(t testing.TB, name, ns string) *harness.Node {
-	return harness.NewNodeIn(t, bin, name, nl.lab.Name(ns), harness.Options{Args: []string{
+func (nl *natLab) start(t testing.TB, name, ns string, args ...string) *harness.Node {
+	return harness.NewNodeIn(t, bin, name, nl.lab.Name(ns), harness.Options{Args: append([]string{
 		"--listen", "/ip4/0.0.0.0/tcp/" + port, "--listen", "/ip4/0.0.0.0/udp/" + port + "/quic-v1",
 		"--sync-interval", "2s",
-	}})
+	}, args...)})
 }
 
 func publicAddrs(ip string) []string {
