@@ -126,10 +126,17 @@ func (l *Lab) Route(name, gw string) {
 // port kept when free), and silently drops what comes in unsolicited
 // through wan, as home routers do: replies to what went out get in,
 // nothing else.
-func (l *Lab) NAT(name, wan string) {
+func (l *Lab) NAT(name, wan string) { l.t.Helper(); l.nat(name, wan) }
+
+// SymmetricNAT is NAT with a random source port for every new flow
+// (masquerade --random-fully): what one peer observes is no use to
+// another, so hole punching through it fails.
+func (l *Lab) SymmetricNAT(name, wan string) { l.t.Helper(); l.nat(name, wan, "--random-fully") }
+
+func (l *Lab) nat(name, wan string, extra ...string) {
 	l.t.Helper()
 	l.In(name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	l.In(name, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE")
+	l.In(name, append([]string{"iptables", "-t", "nat", "-A", "POSTROUTING", "-o", wan, "-j", "MASQUERADE"}, extra...)...)
 	for _, chain := range []string{"INPUT", "FORWARD"} {
 		l.In(name, "iptables", "-A", chain, "-i", wan, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP")
 	}

@@ -29,7 +29,11 @@ type natLab struct {
 	lab *netns.Lab
 }
 
-func newNATLab(t testing.TB) *natLab {
+func newNATLab(t testing.TB) *natLab { return buildNATLab(t, false) }
+
+// buildNATLab builds the lab; with symmetricB natb picks a random port for
+// every flow.
+func buildNATLab(t testing.TB, symmetricB bool) *natLab {
 	l := netns.New(t)
 	for _, ns := range []string{"wan", "pub", "pub2", "nata", "natb", "a", "b", "s"} {
 		l.NS(ns)
@@ -49,7 +53,11 @@ func newNATLab(t testing.TB) *natLab {
 
 	l.Link("natb", "lan0", "192.168.2.1/24", "b", "eth0", "192.168.2.2/24")
 	l.Route("b", "192.168.2.1")
-	l.NAT("natb", "wan0")
+	if symmetricB {
+		l.SymmetricNAT("natb", "wan0")
+	} else {
+		l.NAT("natb", "wan0")
+	}
 	return &natLab{lab: l}
 }
 
@@ -216,5 +224,26 @@ func TestNATStranger(t *testing.T) {
 		if m.PeerID == s.PeerID {
 			t.Errorf("the stranger appears among pub's members")
 		}
+	}
+}
+
+// TestNATPunchFails: behind a symmetric NAT hole punching cannot work; the
+// members stay on the relayed connection and status says the punch failed
+// and why.
+func TestNATPunchFails(t *testing.T) {
+	nl := buildNATLab(t, true)
+	pub := nl.node(t, "pub", "pub")
+	a := nl.node(t, "a", "a")
+	b := nl.node(t, "b", "b")
+	c := harness.Of(bin, pub, a, b)
+	natSwarm(t, c, pub, map[*harness.Node][]string{a: nil, b: nil})
+	var m client.MemberStatus
+	harness.WaitFor(t, 90*time.Second, "a failed hole punch reported by b", func() bool {
+		m = member(b.StatusJSON(), a.PeerID)
+		return m.HolePunch != ""
+	})
+	t.Logf("b sees a: connection %q, %s", m.Connection, m.HolePunch)
+	if m.Connection != "relayed" {
+		t.Errorf("b sees a as %q, want relayed", m.Connection)
 	}
 }
