@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -89,10 +90,15 @@ func TestReachCheck(t *testing.T) {
 	}
 	// Loopback listen ports are left out of a real check; ask for this
 	// one explicitly.
-	v, _ := a.Network().ListenAddresses()[0].ValueForProtocol(ma.P_TCP)
 	var p uint16
-	for _, c := range v {
-		p = p*10 + uint16(c-'0')
+	for _, la := range a.Network().ListenAddresses() {
+		if v, err := la.ValueForProtocol(ma.P_TCP); err == nil {
+			n, _ := strconv.ParseUint(v, 10, 16)
+			p = uint16(n)
+		}
+	}
+	if p == 0 {
+		t.Fatalf("no TCP listen address in %v", a.Network().ListenAddresses())
 	}
 	ok, err := an.askReach(ctx, b.ID(), []uint16{p})
 	if err != nil || !ok {
