@@ -19,7 +19,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-func natHost(t *testing.T) (host.Host, *Gater, *NAT) {
+func natHost(t *testing.T) (host.Host, *Gater, *NAT) { return natHostTB(t) }
+
+func natHostTB(t testing.TB) (host.Host, *Gater, *NAT) {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
