@@ -46,6 +46,7 @@ type NAT struct {
 	h     host.Host
 	reach atomic.Int32 // network.Reachability
 	emit  event.Emitter
+	sub   event.Subscription // identify completions, for upgradeRelayed
 
 	relays atomic.Pointer[[]peer.AddrInfo] // the public members but this host
 
@@ -87,7 +88,13 @@ func (n *NAT) attach(h host.Host) error {
 	if err != nil {
 		return fmt.Errorf("creating the reachability emitter: %w", err)
 	}
-	n.h, n.emit = h, em
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		em.Close()
+		return fmt.Errorf("subscribing to identify events: %w", err)
+	}
+	n.h, n.emit, n.sub = h, em, sub
+	go n.upgradeRelayed(sub)
 	h.SetStreamHandler(ReachProtocol, n.handleReach)
 	// Until members say otherwise, hold reservations on the public
 	// members (autorelay starts on unknown as on private).
@@ -105,10 +112,38 @@ func (n *NAT) Close() error {
 		_ = n.relay.Close()
 		n.relay = nil
 	}
+	if n.sub != nil {
+		_ = n.sub.Close()
+	}
 	if n.emit != nil {
 		return n.emit.Close()
 	}
 	return nil
+}
+
+// directDialTimeout bounds upgradeRelayed's dial.
+const directDialTimeout = 10 * time.Second
+
+// upgradeRelayed dials a direct connection to a member this host reaches
+// only through a relay, at the addresses the member announced (identify),
+// private ones included: members on one private network reach each other
+// without hole punching, which libp2p tries only between public
+// addresses. The chunk exchange waits for a direct connection; this gives
+// it one where one can be had.
+func (n *NAT) upgradeRelayed(sub event.Subscription) {
+	for ev := range sub.Out() {
+		p := ev.(event.EvtPeerIdentificationCompleted).Peer
+		if !n.gater.Allowed(p) || n.hasDirectConn(p) || len(n.h.Network().ConnsToPeer(p)) == 0 {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(network.WithForceDirectDial(context.Background(), "member behind a relay"), directDialTimeout)
+			defer cancel()
+			if err := n.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+				n.log.Debug("no direct connection to a relayed member; hole punching may make one", "peer", p, "err", err)
+			}
+		}()
+	}
 }
 
 // Follow applies an adopted definition (nil: none): the public members
