@@ -87,6 +87,8 @@ func (d *Daemon) status() client.Status {
 		Limits:             client.LimitsStatus{Storage: lim.Storage, Upload: lim.Upload, Download: lim.Download},
 		Replication:        d.replicationStatus(),
 		Audit:              d.auditStatus(),
+		Reachability:       d.nat.ReachabilityString(),
+		Relay:              d.relayStatus(),
 	})
 }
 

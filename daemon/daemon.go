@@ -59,6 +59,7 @@ type Daemon struct {
 	store   *chunk.Store
 	host    host.Host
 	gater   *membership.Gater
+	nat     *membership.NAT
 	members *membership.Membership
 	xchg    *exchange.Exchange
 	repl    *replicate.Replicator
@@ -114,13 +115,15 @@ func Run(ctx context.Context, opts Options) error {
 	defer st.Close()
 
 	g := membership.NewGater()
-	hst, err := membership.NewHost(key, cfg.Listen, g)
+	nat := membership.NewNAT(g, log)
+	hst, err := membership.NewHostNAT(key, cfg.Listen, g, nat)
 	if err != nil {
 		return err
 	}
 	defer hst.Close()
+	defer nat.Close()
 
-	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, start: time.Now()}
+	d := &Daemon{home: h, cfg: cfg, log: log, store: st, host: hst, gater: g, nat: nat, start: time.Now()}
 	d.members = membership.New(hst, g, membership.Options{
 		Logger:   log,
 		Interval: opts.SyncInterval,
@@ -129,7 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.xchg = d.newExchange()
 	d.repl = d.newReplicator(opts.RepairInterval)
 	d.audit = d.newAuditor(opts.AuditInterval)
-	d.members.OnAdopt(func(def *rules.Definition) { d.follow(def); d.followAudit(def) })
+	d.members.OnAdopt(d.follow)
 	runCtx, stopRun := context.WithCancel(ctx)
 	// The loops and everything they own (served streams, placements,
 	// announcements) end before the host and the store close (the defers
@@ -142,6 +145,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.restoreRules(ctx); err != nil {
 		return err
 	}
+	d.bg.Go(func() { nat.Run(runCtx) })
 	if err := d.startObservers(runCtx); err != nil {
 		return err
 	}

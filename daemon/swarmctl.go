@@ -41,12 +41,14 @@ func (d *Daemon) restoreRules(ctx context.Context) error {
 // which use them. It is the one adoption hook, so nothing depends on the
 // order hooks were registered in.
 func (d *Daemon) follow(def *rules.Definition) {
+	d.nat.Follow(def)
 	if def == nil {
 		def = &rules.Definition{}
 	}
 	d.applyLimits(def)
 	d.followSwarm(def)
 	d.followReplication(def)
+	d.followAudit(def)
 }
 
 // applyLimits makes the effective limits the stricter of config.toml and
@@ -144,6 +146,10 @@ func (d *Daemon) memberStatus() []client.MemberStatus {
 	for _, m := range def.Members {
 		ms := client.MemberStatus{PeerID: m.Peer.String(), Name: m.Name, Role: string(m.Role), Self: peer.ID(m.Peer) == d.host.ID()}
 		ms.Connected = !ms.Self && len(d.host.Network().ConnsToPeer(peer.ID(m.Peer))) > 0
+		if !ms.Self {
+			ms.Connection = d.nat.ConnKind(peer.ID(m.Peer))
+			ms.HolePunch = d.nat.HolePunchError(peer.ID(m.Peer))
+		}
 		if t := d.members.LastSeen(peer.ID(m.Peer)); !t.IsZero() {
 			ms.LastSeen = t.UTC().Format("2006-01-02T15:04:05Z")
 		}

@@ -40,8 +40,8 @@ func getWithSources(t *testing.T, n *harness.Node, root, out string, onProgress 
 
 func TestGetFindsHoldersThroughDHT(t *testing.T) {
 	// node0 is the only member with an address; the getter (node1) and the
-	// two holders (node2, node3) only dial out, so the getter's one
-	// connection is to node0 and it must learn the holders from the DHT.
+	// two holders (node2, node3) are listed without addresses, so the
+	// getter must learn the holders' addresses from the DHT.
 	// The getter joins after the holders have stored and announced.
 	c := harness.New(t, bin, 4, fastSync)
 	// node0 is a client member, so replication never places a copy on it;
@@ -61,9 +61,10 @@ func TestGetFindsHoldersThroughDHT(t *testing.T) {
 	harness.WaitFor(t, 30*time.Second, "getter connected to node0", func() bool {
 		return connectedTo(getter, c.Nodes[0].PeerID)
 	})
-	if st := getter.StatusJSON(); st.ConnectedPeers != 1 {
-		t.Fatalf("getter should be connected to node0 only; has %d peers", st.ConnectedPeers)
-	}
+	// Since members without addresses are reached through the public
+	// members' relays (docs/NAT.md), the getter may also hold relayed
+	// connections to the holders; chunks never cross the relay, so the
+	// holders still have to be found in the DHT and dialed directly.
 	out := filepath.Join(dir, "out")
 	sources := getWithSources(t, getter, root, out, nil)
 	if fileSHA256(t, out) != sum {

@@ -32,6 +32,21 @@ type Status struct {
 	Web *WebInfo `json:"web,omitempty"`
 	// MetricsURL is the Prometheus endpoint when [metrics] listen is set.
 	MetricsURL string `json:"metrics_url,omitempty"`
+	// Reachability is whether members can dial this host: "public",
+	// "private" (behind NAT) or "unknown" (docs/NAT.md).
+	Reachability string `json:"reachability,omitempty"`
+	// Relay is the relay service this host runs for members; nil when it
+	// runs none (its entry in the definition lists no addresses).
+	Relay *RelayStatus `json:"relay,omitempty"`
+}
+
+// RelayStatus counts what this host's relay service did since start.
+type RelayStatus struct {
+	Reservations        int64 `json:"reservations"`
+	ReservationsRefused int64 `json:"reservations_refused"`
+	Circuits            int64 `json:"circuits"`
+	CircuitsRefused     int64 `json:"circuits_refused"`
+	BytesRelayed        int64 `json:"bytes_relayed"`
 }
 
 // SwarmInfo names the adopted swarm definition; nil when none is adopted.
@@ -51,6 +66,12 @@ type MemberStatus struct {
 	LastSeen  string `json:"last_seen,omitempty"` // RFC 3339, empty when never seen
 	// Limits are the member's limits in the swarm definition (0 = none).
 	Limits *LimitsStatus `json:"limits,omitempty"`
+	// Connection is how this host is connected to the member: "direct",
+	// "hole-punched" or "relayed"; empty when not connected.
+	Connection string `json:"connection,omitempty"`
+	// HolePunch says why the last hole punch with the member failed, when
+	// it did and none succeeded since.
+	HolePunch string `json:"hole_punch,omitempty"`
 }
 
 // StoreStatus is the chunk store's accounting, in bytes and counts.

@@ -359,9 +359,15 @@ func (m *Membership) syncRound(ctx context.Context) {
 		wg.Add(1)
 		go func(ai peer.AddrInfo) {
 			defer wg.Done()
-			if err := m.host.Connect(ctx, ai); err != nil {
-				m.log.Debug("member unreachable", "peer", ai.ID, "err", err)
-				return
+			// A member behind NAT is first reached through a relay
+			// (a limited connection, enough for the rules exchange);
+			// hole punching then adds a direct one (docs/NAT.md).
+			ctx := network.WithAllowLimitedConn(ctx, "rules sync")
+			if len(m.host.Network().ConnsToPeer(ai.ID)) == 0 {
+				if err := m.host.Connect(ctx, ai); err != nil {
+					m.log.Debug("member unreachable", "peer", ai.ID, "err", err)
+					return
+				}
 			}
 			if err := m.syncWith(ctx, ai.ID); err != nil {
 				m.log.Debug("rules sync failed", "peer", ai.ID, "err", err)

@@ -24,7 +24,7 @@ func (m *Membership) syncWith(ctx context.Context, p peer.ID) error {
 	if d == nil {
 		return nil
 	}
-	s, err := m.host.NewStream(ctx, p, pid)
+	s, err := m.host.NewStream(network.WithAllowLimitedConn(ctx, "rules sync"), p, pid)
 	if err != nil {
 		return fmt.Errorf("opening rules stream: %w", err)
 	}
