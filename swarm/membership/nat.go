@@ -158,7 +158,7 @@ func (n *NAT) Follow(d *rules.Definition) {
 	var relays []peer.AddrInfo
 	selfPublic := false
 	if d != nil {
-		for _, ai := range d.AddrInfos() {
+		for _, ai := range addrInfos(d) {
 			if len(ai.Addrs) == 0 {
 				continue
 			}
@@ -168,7 +168,7 @@ func (n *NAT) Follow(d *rules.Definition) {
 			}
 			relays = append(relays, ai)
 		}
-		for _, ai := range d.AddrInfos() {
+		for _, ai := range addrInfos(d) {
 			if ai.ID == self || len(ai.Addrs) > 0 {
 				continue
 			}
