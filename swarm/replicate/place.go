@@ -96,7 +96,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 		if err != nil {
 			s.Reset()
 			if time.Now().After(deadline) && ctx.Err() == nil {
-				return fmt.Errorf("placing %s on %s: %w: no message for %v", root, p, ErrStalled, r.stall)
+				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(lastState), lastBytes, r.stall)
 			}
 			return fmt.Errorf("placing %s on %s: %w", root, p, err)
 		}
@@ -152,6 +152,8 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 // stateName names a placement state for messages.
 func stateName(st proto.PlaceState) string {
 	switch st {
+	case 0:
+		return "requested"
 	case proto.PlaceQueued:
 		return "queued"
 	case proto.PlaceFilling:
