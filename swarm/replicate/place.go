@@ -33,6 +33,9 @@ const (
 	// readyWait bounds how long the seeder waits for every new holder to be
 	// Ready before it lets them start anyway.
 	readyWait = 30 * time.Second
+	// queuedStall multiplies the stall bound for a holder that is Queued:
+	// waiting for one of its fetch slots, held by other placements.
+	queuedStall = 10
 )
 
 // Sentinel errors of placement.
@@ -62,7 +65,8 @@ type SeedProgress struct {
 // nil the responder waits for it after Ready; ready is called once either
 // way (at Ready, or when the placement ends before). progress gets the
 // responder's bytes. A placement whose bytes and state have not moved for
-// r.stall (the wait for start aside) is abandoned with ErrStalled.
+// r.stall (queuedStall times that while the responder is Queued; the wait
+// for start aside) is abandoned with ErrStalled.
 func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
 	signal := func() {
@@ -86,7 +90,12 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 	var lastState proto.PlaceState
 	var lastBytes uint64
 	for {
-		deadline := moved.Add(r.stall)
+		bound := r.stall
+		if lastState == proto.PlaceQueued {
+			// Busy with other placements, whose own placers bound them.
+			bound *= queuedStall
+		}
+		deadline := moved.Add(bound)
 		rd := time.Now().Add(placeIdle)
 		if deadline.Before(rd) {
 			rd = deadline
@@ -96,7 +105,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 		if err != nil {
 			s.Reset()
 			if time.Now().After(deadline) && ctx.Err() == nil {
-				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(lastState), lastBytes, r.stall)
+				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(lastState), lastBytes, bound)
 			}
 			return fmt.Errorf("placing %s on %s: %w", root, p, err)
 		}
@@ -107,9 +116,9 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 			}
 			if m.State != lastState || m.Bytes > lastBytes {
 				moved, lastState, lastBytes = time.Now(), m.State, max(lastBytes, m.Bytes)
-			} else if time.Since(moved) >= r.stall {
+			} else if time.Since(moved) >= bound {
 				s.Reset()
-				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(m.State), m.Bytes, r.stall)
+				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(m.State), m.Bytes, bound)
 			}
 			switch m.State {
 			case proto.PlaceDone:
