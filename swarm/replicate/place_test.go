@@ -317,3 +317,32 @@ func TestSuperSeedPassOnBound(t *testing.T) {
 		t.Fatal("a released chunk, served again, was not assigned to its new holder")
 	}
 }
+
+// TestNoRoomOnlyForLackOfRoom: a content short of copies because the swarm
+// has too few members is not counted no_room (the status said "no storage
+// member has room" while every member had room); one short because
+// members refused for room is, until it is back at its target.
+func TestNoRoomOnlyForLackOfRoom(t *testing.T) {
+	ms := placeSwarm(t, 1, 2, 2)
+	root, _ := putOn(t, ms[0], ms, 512<<10)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	n, err := ms[0].r.Seed(ctx, root, nil)
+	if !errors.Is(err, ErrBelowMin) || n != 1 {
+		t.Fatalf("Seed with one storage member for copies 2: %d copies, %v", n, err)
+	}
+	if bytes.Contains([]byte(err.Error()), []byte("no room")) {
+		t.Errorf("too few members reported as no room: %v", err)
+	}
+	k := root.KeyString()
+	if ms[0].r.stillNoRoom(k, belowTarget) {
+		t.Error("a content short of members is counted no_room")
+	}
+	ms[0].r.setNoRoom(root, true)
+	if !ms[0].r.stillNoRoom(k, belowMin) {
+		t.Error("a content short of room is not counted no_room")
+	}
+	if ms[0].r.stillNoRoom(k, atTarget) || ms[0].r.stillNoRoom(k, belowTarget) {
+		t.Error("no_room is not cleared once the content is at its target")
+	}
+}
