@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -127,13 +128,16 @@ func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	s := d.repl.Summary()
 	out := &client.ReplicationStatus{
 		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
-		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed,
+		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed, Full: d.repl.FullMembers(),
 	}
 	if !s.LastRound.IsZero() {
 		out.LastRound = s.LastRound.UTC().Format(time.RFC3339)
 	}
-	if s.NoRoom > 0 {
+	switch {
+	case s.NoRoom > 0:
 		out.Problem = fmt.Sprintf("no storage member has room for %d content(s)", s.NoRoom)
+	case len(out.Full) > 0:
+		out.Problem = fmt.Sprintf("out of room: %s", strings.Join(out.Full, ", "))
 	}
 	return out
 }

@@ -52,14 +52,18 @@ type RemoveResult struct {
 // ReplicationStatus summarises the replication of the contents this member
 // holds, as of its last repair round.
 type ReplicationStatus struct {
-	Contents    int    `json:"contents"`
-	AtTarget    int    `json:"at_target"`
-	BelowTarget int    `json:"below_target"`
-	BelowMin    int    `json:"below_copies_min"`
-	InRepair    int    `json:"in_repair"`
-	NoRoom      int    `json:"no_room"`
-	Removed     int    `json:"removed"`
-	LastRound   string `json:"last_round,omitempty"` // RFC 3339
+	Contents    int `json:"contents"`
+	AtTarget    int `json:"at_target"`
+	BelowTarget int `json:"below_target"`
+	BelowMin    int `json:"below_copies_min"`
+	InRepair    int `json:"in_repair"`
+	NoRoom      int `json:"no_room"`
+	// Full names the storage members that refused a copy for lack of room
+	// (or ran out of space taking one) in the last minute; placement skips
+	// them meanwhile.
+	Full      []string `json:"full,omitempty"`
+	Removed   int      `json:"removed"`
+	LastRound string   `json:"last_round,omitempty"` // RFC 3339
 	// Problem is a one-line warning, e.g. when no member has room.
 	Problem string `json:"problem,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -230,6 +231,7 @@ func (f *fetch) run(ctx context.Context, first []peer.ID, cands <-chan peer.ID) 
 			f.addSource(ctx, p)
 		case <-f.changed:
 		case <-tick.C:
+			f.retryAbsent(ctx)
 		case <-ctx.Done():
 			err = fmt.Errorf("fetching %s: %w", f.root, ctx.Err())
 		}
@@ -323,6 +325,32 @@ func (f *fetch) finish() {
 	f.sessions.Wait()
 	close(f.work)
 }
+
+// retryAbsent starts a new session with each connected source that said
+// it does not hold the manifest at least absentRetry ago: a member being
+// placed at the same time as this one (without the Ready barrier, e.g. one
+// replacing a holder that failed) gets the manifest soon after, and the
+// uploader's super-seeding gate sends this fetch to it for the chunks it
+// was given.
+func (f *fetch) retryAbsent(ctx context.Context) {
+	f.mu.Lock()
+	var again []peer.ID
+	for p, s := range f.sources {
+		if s.dead && s.absent && time.Since(s.ended) >= f.absentRetry() &&
+			f.x.host.Network().Connectedness(p) == network.Connected {
+			delete(f.sources, p)
+			again = append(again, p)
+		}
+	}
+	f.mu.Unlock()
+	for _, p := range again {
+		f.addSource(ctx, p)
+	}
+}
+
+// absentRetry is how long after a source said it does not hold the
+// manifest it is asked again.
+func (f *fetch) absentRetry() time.Duration { return 2 * f.opts.HaveRefresh }
 
 // addSource starts a session with p unless it already has one.
 func (f *fetch) addSource(ctx context.Context, p peer.ID) {

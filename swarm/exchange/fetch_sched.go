@@ -44,8 +44,13 @@ type source struct {
 	haveID   uint64 // ID of the outstanding HaveRequest, 0 if none
 	lastHave time.Time
 	bytes    int64 // payload stored from this source
-	wake     chan struct{}
-	cancel   context.CancelFunc
+	// absent says the source answered that it does not hold the manifest
+	// (yet: a new holder being placed at the same time gets it soon); ended
+	// is when its session ended. retryAbsent asks it again.
+	absent bool
+	ended  time.Time
+	wake   chan struct{}
+	cancel context.CancelFunc
 }
 
 func (s *source) known() bool { return s.have != nil }

@@ -26,6 +26,7 @@ func (f *fetch) session(ctx context.Context, s *source) {
 		f.x.log.Debug("source lost", "peer", s.id, "root", f.root, "err", err)
 	}
 	f.kill(s)
+	s.ended = time.Now()
 	f.wakeAll()
 	f.mu.Unlock()
 }
@@ -202,6 +203,7 @@ func (f *fetch) onError(s *source, m *proto.ErrorResponse) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if m.ID == s.haveID && m.ID != 0 {
+		s.absent = m.Code == proto.CodeNotFound
 		return fmt.Errorf("%s does not serve %s: %w", s.id, f.root, m)
 	}
 	w := f.take(s, m.ID)

@@ -3,6 +3,8 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -39,6 +41,7 @@ func (r *Replicator) Drain(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	short := 0
+	var why []string // the members that could not take a copy, and why, once each
 	sem := make(chan struct{}, drainParallel)
 	for _, root := range held {
 		k := root.KeyString()
@@ -63,8 +66,12 @@ func (r *Replicator) Drain(ctx context.Context) error {
 			n := len(others) + len(p.done)
 			p.mu.Unlock()
 			if n < pl.min {
+				w := p.why(pl)
 				mu.Lock()
 				short++
+				if w != "" && !slices.Contains(why, w) {
+					why = append(why, w)
+				}
 				mu.Unlock()
 			}
 			r.log.Info("drained", "cid", root, "copies_elsewhere", n, "target", pl.copies)
@@ -72,7 +79,11 @@ func (r *Replicator) Drain(ctx context.Context) error {
 	}
 	wg.Wait()
 	if short > 0 {
-		return fmt.Errorf("draining: %d contents would have fewer than copies_min (%d) copies elsewhere: %w", short, pl.min, ErrBelowMin)
+		reason := ""
+		if len(why) > 0 {
+			reason = " (" + strings.Join(why[:min(len(why), 4)], "; ") + ")"
+		}
+		return fmt.Errorf("draining: %d contents would have fewer than copies_min (%d) copies elsewhere%s: %w", short, pl.min, reason, ErrBelowMin)
 	}
 	return nil
 }

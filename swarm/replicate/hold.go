@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -112,9 +113,45 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 		}
 	}
 	if err := r.fetchPlaced(ctx, m.Root, status); err != nil {
+		// The placer tries another member: a partial copy here would only
+		// take room and be resumed in vain.
+		r.dropPartial(ctx, m.Root, err)
+		if isNoSpace(err) {
+			return refuse(c, m.ID, proto.CodeNoSpace, "out of space while fetching: "+err.Error())
+		}
 		return refuse(c, m.ID, proto.CodeInternal, err.Error())
 	}
 	return placeDone(s, c, status, total)
+}
+
+// isNoSpace reports whether err is a lack of room: the store's limit, or
+// the file system full (ENOSPC).
+func isNoSpace(err error) bool {
+	return errors.Is(err, chunk.ErrNoSpace) || errors.Is(err, syscall.ENOSPC)
+}
+
+// dropPartial removes root's partial copy after a fetch for it failed
+// with err (a placement, or a resume of one), unless the copy is complete,
+// another fetch of it runs here, or this replicator is stopping (a copy
+// interrupted by a restart is resumed). It reports whether it removed it.
+// The repair round's resume calls it so that a copy that cannot complete
+// is not retried every round.
+func (r *Replicator) dropPartial(ctx context.Context, root cid.Cid, err error) bool {
+	if ctx.Err() != nil || r.complete(ctx, root) {
+		return false
+	}
+	r.mu.Lock()
+	others := r.fetching[root.KeyString()] > 1
+	r.mu.Unlock()
+	if others {
+		return false
+	}
+	if rerr := r.store.Remove(ctx, root); rerr != nil && !errors.Is(rerr, chunk.ErrNotFound) {
+		r.log.Warn("dropping a partial copy that cannot complete", "cid", root, "err", rerr)
+		return false
+	}
+	r.log.Info("partial copy dropped", "cid", root, "err", err)
+	return true
 }
 
 // placeDone answers Done and waits for the requester's Bye (a courtesy).
@@ -222,12 +259,16 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 	state, bytes := proto.PlaceQueued, uint64(0)
 	// The keep-alive goroutine has ended before fetchPlaced returns, so
 	// that the caller's next message never races a status on the stream.
+	// A status that cannot be sent means the placer is gone (it gave up,
+	// or failed): the fetch is then abandoned.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := make(chan struct{})
 	var keepAlive sync.WaitGroup
 	defer keepAlive.Wait()
 	defer close(stop)
 	keepAlive.Go(func() {
-		t := time.NewTicker(placeKeepAlive)
+		t := time.NewTicker(min(placeKeepAlive, r.stall/4))
 		defer t.Stop()
 		for {
 			select {
@@ -238,6 +279,7 @@ func (r *Replicator) fetchPlaced(ctx context.Context, root cid.Cid, status func(
 				st, n := state, bytes
 				mu.Unlock()
 				if status(st, n) != nil {
+					cancel()
 					return
 				}
 			}

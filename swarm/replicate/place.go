@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,9 @@ const (
 	// readyWait bounds how long the seeder waits for every new holder to be
 	// Ready before it lets them start anyway.
 	readyWait = 30 * time.Second
+	// queuedStall multiplies the stall bound for a holder that is Queued:
+	// waiting for one of its fetch slots, held by other placements.
+	queuedStall = 10
 )
 
 // Sentinel errors of placement.
@@ -42,6 +47,9 @@ var (
 	// ErrBelowMin is returned by Seed when fewer than copies_min storage
 	// members could take a copy.
 	ErrBelowMin = errors.New("swarm: fewer copies than copies_min")
+	// ErrStalled is returned when a placement made no progress for the
+	// stall bound (Options.PlaceStall) and was abandoned.
+	ErrStalled = errors.New("swarm: placement made no progress")
 )
 
 // SeedProgress is the state of a Seed: the bytes each new holder has.
@@ -56,7 +64,9 @@ type SeedProgress struct {
 // (small) content (docs/REPLICATION.md "Inline placement"). With start not
 // nil the responder waits for it after Ready; ready is called once either
 // way (at Ready, or when the placement ends before). progress gets the
-// responder's bytes.
+// responder's bytes. A placement whose bytes and state have not moved for
+// r.stall (queuedStall times that while the responder is Queued; the wait
+// for start aside) is abandoned with ErrStalled.
 func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
 	signal := func() {
@@ -76,17 +86,39 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 		s.Reset()
 		return fmt.Errorf("placing %s on %s: %w", root, p, err)
 	}
+	moved := time.Now() // the last progress: more bytes, or a new state
+	var lastState proto.PlaceState
+	var lastBytes uint64
 	for {
-		_ = s.SetReadDeadline(time.Now().Add(placeIdle))
+		bound := r.stall
+		if lastState == proto.PlaceQueued {
+			// Busy with other placements, whose own placers bound them.
+			bound *= queuedStall
+		}
+		deadline := moved.Add(bound)
+		rd := time.Now().Add(placeIdle)
+		if deadline.Before(rd) {
+			rd = deadline
+		}
+		_ = s.SetReadDeadline(rd)
 		msg, err := c.Recv()
 		if err != nil {
 			s.Reset()
+			if time.Now().After(deadline) && ctx.Err() == nil {
+				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(lastState), lastBytes, bound)
+			}
 			return fmt.Errorf("placing %s on %s: %w", root, p, err)
 		}
 		switch m := msg.(type) {
 		case *proto.PlaceStatus:
 			if progress != nil {
 				progress(int64(m.Bytes))
+			}
+			if m.State != lastState || m.Bytes > lastBytes {
+				moved, lastState, lastBytes = time.Now(), m.State, max(lastBytes, m.Bytes)
+			} else if time.Since(moved) >= bound {
+				s.Reset()
+				return fmt.Errorf("placing %s on %s: %w: %s at %d bytes for %v", root, p, ErrStalled, stateName(m.State), m.Bytes, bound)
 			}
 			switch m.State {
 			case proto.PlaceDone:
@@ -107,6 +139,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 						s.Reset()
 						return fmt.Errorf("placing %s on %s: %w", root, p, err)
 					}
+					moved = time.Now()
 				}
 			}
 		case *proto.ErrorResponse:
@@ -125,14 +158,38 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 	}
 }
 
+// stateName names a placement state for messages.
+func stateName(st proto.PlaceState) string {
+	switch st {
+	case 0:
+		return "requested"
+	case proto.PlaceQueued:
+		return "queued"
+	case proto.PlaceFilling:
+		return "filling"
+	case proto.PlaceReady:
+		return "ready"
+	case proto.PlaceDone:
+		return "done"
+	}
+	return fmt.Sprintf("state %d", st)
+}
+
 // placement is one run of place: its outcome so far.
 type placement struct {
 	mu      sync.Mutex
 	done    []peer.ID
 	noRoom  bool
 	removed bool
+	failed  []failure // members that could not take the copy, in order
 	changed chan struct{}
 	bytes   map[string]int64
+}
+
+// failure is why one member did not take a copy.
+type failure struct {
+	peer peer.ID
+	err  error
 }
 
 // newPlacement returns the state of a placement not started yet.
@@ -140,10 +197,51 @@ func newPlacement() *placement {
 	return &placement{changed: make(chan struct{}, 1), bytes: map[string]int64{}}
 }
 
+// why says, in one line, which members could not take the copy and why,
+// naming them as the definition does; "" when none failed.
+func (p *placement) why(pl policy) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var parts []string
+	for _, f := range p.failed {
+		parts = append(parts, memberName(pl, f.peer)+": "+failureReason(f.err))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// memberName is p's name in the definition, else its peer ID.
+func memberName(pl policy, p peer.ID) string {
+	if m, ok := pl.def.Member(p); ok && m.Name != "" {
+		return m.Name
+	}
+	return p.String()
+}
+
+// failureReason is a short reason for a failed placement.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, ErrNoRoom):
+		return "no room"
+	case errors.Is(err, ErrStalled):
+		return "no progress"
+	case errors.Is(err, ErrRemoved):
+		return "removed"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	var er *proto.ErrorResponse
+	if errors.As(err, &er) {
+		return "failed: " + er.Message
+	}
+	return "unreachable"
+}
+
 // place puts `need` new copies of root on storage members not in skip,
-// trying the next candidate in placement order when one refuses or fails.
-// seed turns on super-seeding and the Ready barrier (the first put of a
-// content). It returns when every attempt has ended; p reports as it goes.
+// trying the next candidate in placement order when one refuses, fails or
+// makes no progress for r.stall (docs/REPLICATION.md "Failure and
+// progress"). seed turns on super-seeding and the Ready barrier (the first
+// put of a content). It returns when every attempt has ended; p reports as
+// it goes.
 func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need int, skip map[peer.ID]bool, holders []peer.ID, seed bool, p *placement) {
 	m, err := r.store.Manifest(ctx, root)
 	if err != nil {
@@ -156,11 +254,9 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		return
 	}
 	cands := r.candidates(pl, root, skip, holders)
-	if len(cands) < need {
-		p.mu.Lock()
-		p.noRoom = p.noRoom || len(cands) == 0
-		p.mu.Unlock()
-	}
+	// Members skipped because they refused for lack of room lately: when
+	// too few are left, the content is short of room, not of members.
+	full := len(r.fullAmong(pl, skip)) > 0
 	first := cands[:min(need, len(cands))]
 	rest := cands[len(first):]
 	// A small content travels inside the request: no fetch, no
@@ -227,12 +323,17 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 			poke(p.changed)
 			continue
 		}
-		r.log.Info("placement failed; trying the next member", "cid", root, "peer", res.peer, "err", res.err)
+		if seed {
+			// What went to it may never reach the others.
+			r.seed.release(m, res.peer)
+		}
+		p.mu.Lock()
+		p.failed = append(p.failed, failure{res.peer, res.err})
+		p.mu.Unlock()
 		switch {
 		case errors.Is(res.err, ErrNoRoom):
-			r.mu.Lock()
-			r.noSpace[res.peer] = time.Now()
-			r.mu.Unlock()
+			r.markFull(res.peer)
+			full = true
 		case errors.Is(res.err, ErrRemoved):
 			p.mu.Lock()
 			p.removed = true
@@ -240,27 +341,85 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 			rest = nil
 		}
 		if len(rest) > 0 && ctx.Err() == nil {
+			r.log.Info("placement failed; trying the next member", "cid", root, "peer", res.peer, "next", rest[0], "err", res.err)
 			launch(rest[0], false)
 			rest = rest[1:]
 			running++
 			continue
 		}
-		p.mu.Lock()
-		if errors.Is(res.err, ErrNoRoom) {
-			p.noRoom = true
-		}
-		p.mu.Unlock()
+		r.log.Info("placement failed; no member left to try", "cid", root, "peer", res.peer, "err", res.err)
 	}
-	r.mu.Lock()
 	p.mu.Lock()
-	if len(p.done) < need && p.noRoom {
+	short := len(p.done) < need
+	p.noRoom = short && full
+	p.mu.Unlock()
+	r.setNoRoom(root, short && full)
+	poke(p.changed)
+}
+
+// markFull records that p refused a copy for lack of room (or ran out of
+// space while taking one): placement skips it for noSpaceFor.
+func (r *Replicator) markFull(p peer.ID) {
+	r.mu.Lock()
+	r.noSpace[p] = time.Now()
+	r.mu.Unlock()
+}
+
+// fullAmong lists the storage members, not in skip, that refused for lack
+// of room less than noSpaceFor ago.
+func (r *Replicator) fullAmong(pl policy, skip map[peer.ID]bool) []peer.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []peer.ID
+	for _, p := range pl.storagePeers() {
+		if t, ok := r.noSpace[p]; ok && !skip[p] && time.Since(t) < noSpaceFor {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// FullMembers names the storage members that refused a copy for lack of
+// room (up front or when their disk filled mid-transfer) less than a
+// minute ago; placement skips them meanwhile.
+func (r *Replicator) FullMembers() []string {
+	pl, ok := r.currentPolicy()
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range r.fullAmong(pl, nil) {
+		out = append(out, memberName(pl, p))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setNoRoom records whether the last placement of root ended short for
+// lack of room.
+func (r *Replicator) setNoRoom(root cid.Cid, short bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if short {
 		r.noRoom[root.KeyString()] = true
 	} else {
 		delete(r.noRoom, root.KeyString())
 	}
-	p.mu.Unlock()
-	r.mu.Unlock()
-	poke(p.changed)
+}
+
+// stillNoRoom is what the repair round counts as no_room for the content
+// k at level lv: the last placement of it ended short for lack of room and
+// it is still below target. A content back at its target (placed by
+// another member, or room came back) is no longer short of room, and its
+// mark is cleared.
+func (r *Replicator) stillNoRoom(k string, lv level) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lv == atTarget {
+		delete(r.noRoom, k)
+		return false
+	}
+	return r.noRoom[k]
 }
 
 // inlineData returns the content of root when it is small enough to travel
@@ -351,13 +510,20 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 			pl2.mu.Lock()
 			noRoom, removed := pl2.noRoom, pl2.removed
 			pl2.mu.Unlock()
-			switch {
-			case removed:
+			if removed {
 				return n, fmt.Errorf("seeding %s: %w", root, ErrRemoved)
-			case noRoom:
-				return n, fmt.Errorf("seeding %s: %d of copies_min %d copies: no storage member has room: %w", root, n, pl.min, ErrBelowMin)
 			}
-			return n, fmt.Errorf("seeding %s: %d of copies_min %d copies (members reachable: %d): %w", root, n, pl.min, len(r.candidates(pl, root, nil, nil)), ErrBelowMin)
+			why := pl2.why(pl)
+			if full := r.fullAmong(pl, map[peer.ID]bool{pl.self: true}); noRoom && why == "" {
+				for _, q := range full {
+					why += memberName(pl, q) + ": no room (lately); "
+				}
+				why = strings.TrimSuffix(why, "; ")
+			}
+			if why == "" {
+				why = fmt.Sprintf("%d storage member(s) reachable", len(r.candidates(pl, root, nil, nil)))
+			}
+			return n, fmt.Errorf("seeding %s: %d of copies_min %d copies (%s): %w", root, n, pl.min, why, ErrBelowMin)
 		case <-pl2.changed:
 		case <-t.C:
 		case <-ctx.Done():

@@ -99,7 +99,6 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	for p := range pending {
 		skip[p] = true
 	}
-	noRoom := r.noRoom[k]
 	over, fetching := r.over[k], r.fetching[k] > 0
 	r.mu.Unlock()
 
@@ -116,7 +115,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	if npending > 0 {
 		sum.InRepair++
 	}
-	if noRoom {
+	if r.stillNoRoom(k, v.level) {
 		sum.NoRoom++
 	}
 	r.mu.Lock()
@@ -164,6 +163,9 @@ func (r *Replicator) resume(ctx context.Context, root cid.Cid) {
 		defer func() { <-r.slots }()
 		if err := r.x.Fetch(ctx, root, nil); err != nil {
 			r.log.Info("resuming a partial copy failed", "cid", root, "err", err)
+			if isNoSpace(err) {
+				r.dropPartial(ctx, root, err)
+			}
 			return
 		}
 		r.log.Info("partial copy completed", "cid", root)

@@ -65,6 +65,9 @@ const (
 	DefaultRepairInterval = 30 * time.Second
 	// DefaultPlaceFetches is how many placements a member fetches at once.
 	DefaultPlaceFetches = 4
+	// DefaultPlaceStall is how long a placement may make no progress
+	// (docs/REPLICATION.md "Failure and progress").
+	DefaultPlaceStall = 30 * time.Second
 )
 
 // noSpaceFor is how long a member that refused a copy for lack of room is
@@ -85,6 +88,9 @@ type Options struct {
 	Interval time.Duration
 	// PlaceFetches bounds the placements fetched at once; DefaultPlaceFetches when zero.
 	PlaceFetches int
+	// PlaceStall is how long a placement may make no progress before the
+	// placer abandons it for the next candidate; DefaultPlaceStall when zero.
+	PlaceStall time.Duration
 	// LoadRemovals, SaveRemovals and AppendRemovals read, replace
 	// (atomically) and extend (synced) the durable removal records file
 	// (docs/REPLICATION.md "Removal records file"); nil: not durable.
@@ -106,6 +112,7 @@ type Replicator struct {
 	dial    time.Duration
 	every   time.Duration
 	slots   chan struct{} // placement fetch slots
+	stall   time.Duration // Options.PlaceStall
 	load    func() ([]byte, error)
 	save    func([]byte) error
 	appendR func([]byte) error
@@ -166,10 +173,13 @@ func New(o Options) *Replicator {
 	if o.PlaceFetches <= 0 {
 		o.PlaceFetches = DefaultPlaceFetches
 	}
+	if o.PlaceStall <= 0 {
+		o.PlaceStall = DefaultPlaceStall
+	}
 	r := &Replicator{
 		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
-		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
+		slots: make(chan struct{}, o.PlaceFetches), stall: o.PlaceStall, load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
 		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},

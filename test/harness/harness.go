@@ -99,6 +99,9 @@ type Options struct {
 	Env []string
 	// Fault runs the faultinject build of annex-swarmd.
 	Fault bool
+	// Home, when not empty, is the daemon's home (e.g. a file system the
+	// test mounted); a fresh folder under t.TempDir() when empty.
+	Home string
 }
 
 // New starts n daemons on loopback, each with a fresh home under t.TempDir(),
@@ -135,7 +138,11 @@ func PrepareNode(t testing.TB, bin Binaries, name string, o Options) *Node {
 	if o.Fault {
 		daemonBin = bin.FaultDaemon
 	}
-	ln, err := localswarm.NewNode(name, filepath.Join(t.TempDir(), name), daemonBin, o.Config,
+	home := o.Home
+	if home == "" {
+		home = filepath.Join(t.TempDir(), name)
+	}
+	ln, err := localswarm.NewNode(name, home, daemonBin, o.Config,
 		append([]string{"--log-level", "debug"}, o.Args...)...)
 	if err != nil {
 		t.Fatal(err)
