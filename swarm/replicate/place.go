@@ -15,6 +15,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -211,7 +212,7 @@ func (p *placement) why(pl policy) string {
 
 // memberName is p's name in the definition, else its peer ID.
 func memberName(pl policy, p peer.ID) string {
-	if m, ok := pl.def.Member(p); ok && m.Name != "" {
+	if m, ok := pl.def.Member(rules.PeerID(p)); ok && m.Name != "" {
 		return m.Name
 	}
 	return p.String()

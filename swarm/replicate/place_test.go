@@ -81,7 +81,7 @@ func placeSwarm(t *testing.T, n, copies, copiesMin int) []*placeMember {
 		if i == 0 {
 			role, name = rules.RoleClient, "laptop"
 		}
-		def.Members = append(def.Members, rules.Member{Name: name, Peer: h.Host.ID(), Role: role})
+		def.Members = append(def.Members, rules.Member{Name: name, Peer: rules.PeerID(h.Host.ID()), Role: role})
 	}
 	var ids []peer.ID
 	for _, h := range hs {
