@@ -73,6 +73,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		ConnectedPeers: len(d.host.Network().Peers()),
 		Store: client.StoreStatus{
 			Used: st.Used, Limit: st.Limit, Chunks: st.Chunks, Manifests: st.Manifests, Corrupt: st.Corrupt,
+			Backend: d.cfg.Store.describe(), Error: errorString(d.store.Health()),
 		},
 		BytesSent:          d.bytesSent.Load(),
 		BytesReceived:      d.bytesReceived.Load(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -28,12 +29,38 @@ type Config struct {
 	// Limits are this host's own limits; the swarm rules may make them
 	// stricter (see rules.Limits.Stricter).
 	Limits rules.Limits
+	// Store says where the store keeps its objects.
+	Store StoreConfig
 }
+
+// StoreConfig is the [store] table: where the store keeps its objects.
+type StoreConfig struct {
+	// Backend is "local" (the default: files in the home) or "rclone" (an
+	// rclone remote, docs/CLOUD.md).
+	Backend string
+	// Remote is the rclone remote and path, "NAME:path" (rclone only).
+	Remote string
+	// RcloneConfig is the rclone config file; "" means rclone's default.
+	RcloneConfig string
+}
+
+// Store backends.
+const (
+	BackendLocal  = "local"
+	BackendRclone = "rclone"
+)
 
 // fileConfig is config.toml as written; sizes and rates are human strings.
 type fileConfig struct {
 	Listen []string   `toml:"listen"`
 	Limits fileLimits `toml:"limits"`
+	Store  fileStore  `toml:"store"`
+}
+
+type fileStore struct {
+	Backend      string `toml:"backend"`
+	Remote       string `toml:"remote"`
+	RcloneConfig string `toml:"rclone_config"`
 }
 
 type fileLimits struct {
@@ -98,10 +125,36 @@ func ParseConfig(name string, b []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%s:%d: listen address %q: %s", name, lineOfString(b, a), a, oneLine(err.Error()))
 		}
 	}
+	if cfg.Store, err = storeConfig(name, b, fc.Store); err != nil {
+		return Config{}, err
+	}
 	if !md.IsDefined("listen") {
 		cfg.Listen = DefaultListen
 	}
 	return cfg, nil
+}
+
+// storeConfig checks the [store] table.
+func storeConfig(name string, b []byte, fs fileStore) (StoreConfig, error) {
+	sc := StoreConfig{Backend: fs.Backend, Remote: fs.Remote, RcloneConfig: fs.RcloneConfig}
+	line := func(k string) int { return lineOfKey(b, toml.Key{"store", k}) }
+	switch sc.Backend {
+	case "", BackendLocal:
+		sc.Backend = BackendLocal
+		if sc.Remote != "" || sc.RcloneConfig != "" {
+			return sc, fmt.Errorf("%s:%d: store remote and rclone_config need backend = %q", name, max(line("remote"), line("rclone_config")), BackendRclone)
+		}
+	case BackendRclone:
+		if rn, _, ok := strings.Cut(sc.Remote, ":"); !ok || rn == "" {
+			return sc, fmt.Errorf("%s:%d: store remote %q: want \"NAME:path\", an rclone remote", name, line("remote"), sc.Remote)
+		}
+		if sc.RcloneConfig != "" && !filepath.IsAbs(sc.RcloneConfig) {
+			return sc, fmt.Errorf("%s:%d: store rclone_config %q: want an absolute path", name, line("rclone_config"), sc.RcloneConfig)
+		}
+	default:
+		return sc, fmt.Errorf("%s:%d: store backend %q: want %q or %q", name, line("backend"), sc.Backend, BackendLocal, BackendRclone)
+	}
+	return sc, nil
 }
 
 // lineOfKey finds the line that defines key k (under its table), or 0.

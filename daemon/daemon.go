@@ -98,11 +98,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, h.StoreDir(), chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")}, opts.RebuildIndex, log)
+	st, closeStore, err := openStore(ctx, h.StoreDir(), cfg.Store, chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")}, opts.RebuildIndex, log)
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}
-	defer st.Close()
+	defer closeStore()
 
 	g := swarm.NewGater()
 	hst, err := swarm.NewHost(key, cfg.Listen, g)

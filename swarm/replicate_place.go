@@ -423,6 +423,9 @@ func (r *Replicator) serve(s network.Stream, c *proto.Codec, from peer.ID, m *pr
 	if r.tombs.removed(m.Root) {
 		return refuse(c, m.ID, proto.CodeRefused, refuseRemoved)
 	}
+	if err := r.store.Health(); err != nil {
+		return refuse(c, m.ID, proto.CodeRefused, "store backend failing: "+err.Error())
+	}
 	// From here the repair round must not resume this content itself.
 	defer r.busyFetching(m.Root)()
 	if len(m.Data) > 0 {
