@@ -71,7 +71,13 @@ func Start(ctx context.Context, o Options) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{remote: o.Remote, rcd: r, log: log, stop: make(chan struct{}), finished: make(chan struct{})}
-	if err := b.probe(ctx); err != nil {
+	err = b.do(ctx, func(ep endpoint) error {
+		return call(ctx, ep, "operations/mkdir", map[string]any{"fs": b.remote, "remote": ""}, nil, maxReply)
+	})
+	if err == nil {
+		err = b.probe(ctx)
+	}
+	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("rclone remote %s: %w", o.Remote, err)
 	}
@@ -233,10 +239,33 @@ func (b *Backend) Read(ctx context.Context, kind chunk.ObjectKind, id cid.Cid, l
 		return nil, fmt.Errorf("reading %s: %w", name, chunk.ErrNotFound)
 	case errors.Is(err, errTooLong):
 		return nil, fmt.Errorf("reading %s: over %d bytes: %w", name, limit, chunk.ErrCorrupt)
+	case err != nil && ctx.Err() == nil && b.stat(ctx, name) == nil:
+		// The account answers but this object cannot be read whole: the
+		// object is bad, not the account (the store re-reads it once more
+		// before it quarantines it).
+		return nil, fmt.Errorf("reading %s: %w: %w", name, chunk.ErrCorrupt, err)
 	case err != nil:
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	return data, nil
+}
+
+// stat checks that the object exists with operations/stat, once.
+func (b *Backend) stat(ctx context.Context, name string) error {
+	ep, err := b.rcd.endpoint()
+	if err != nil {
+		return err
+	}
+	var reply struct {
+		Item *listEntry `json:"item"`
+	}
+	if err := call(ctx, ep, "operations/stat", map[string]any{"fs": b.remote, "remote": name}, &reply, maxReply); err != nil {
+		return err
+	}
+	if reply.Item == nil {
+		return errors.New("no such object")
+	}
+	return nil
 }
 
 // Delete removes the object; a missing one is not an error.
