@@ -57,6 +57,13 @@ func (s *Store) limitNow() int64 {
 func (s *Store) deleteObject(kind ObjectKind, id cid.Cid) {
 	var err error
 	if s.remote != nil {
+		if herr := s.remote.Health(); herr != nil {
+			// Do not wait out the retries of every deletion of a failed
+			// write on a failing account: fsck (repair) removes what is
+			// left once it is back.
+			s.log.Warn("not removing object: backend failing", "kind", kind, "cid", id, "err", herr)
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), remoteOpTimeout)
 		err = s.remote.Delete(ctx, kind, id)
 		cancel()

@@ -71,7 +71,7 @@ func Start(ctx context.Context, o Options) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{remote: o.Remote, rcd: r, log: log, stop: make(chan struct{}), finished: make(chan struct{})}
-	err = b.do(ctx, func(ep endpoint) error {
+	err = b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return call(ctx, ep, "operations/mkdir", map[string]any{"fs": b.remote, "remote": ""}, nil, maxReply)
 	})
 	if err == nil {
@@ -131,11 +131,11 @@ type about struct {
 // probe reads the quota; a backend without one is probed with a listing.
 func (b *Backend) probe(ctx context.Context) error {
 	var a about
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return call(ctx, ep, "operations/about", map[string]any{"fs": b.remote}, &a, maxReply)
 	})
 	if err != nil && strings.Contains(err.Error(), "doesn't support") {
-		err = b.do(ctx, func(ep endpoint) error {
+		err = b.do(ctx, func(ctx context.Context, ep endpoint) error {
 			err := call(ctx, ep, "operations/list", map[string]any{"fs": b.remote, "remote": ""}, nil, maxListing)
 			if notFound(err) {
 				return nil
@@ -175,7 +175,7 @@ func spaceOf(a about) chunk.Space {
 
 // do runs one operation with retries and keeps the health count: a
 // success clears it, a failure that is the remote's fault adds to it.
-func (b *Backend) do(ctx context.Context, op func(ep endpoint) error) error {
+func (b *Backend) do(ctx context.Context, op func(ctx context.Context, ep endpoint) error) error {
 	err := retry(ctx, op, b.rcd)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -216,7 +216,7 @@ func (b *Backend) Space() chunk.Space {
 func (b *Backend) Put(ctx context.Context, kind chunk.ObjectKind, id cid.Cid, data []byte) error {
 	name := chunk.ObjectName(kind, id)
 	dir, base := path.Split(name)
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return upload(ctx, ep, b.remote, strings.TrimSuffix(dir, "/"), base, data)
 	})
 	if err != nil {
@@ -229,7 +229,7 @@ func (b *Backend) Put(ctx context.Context, kind chunk.ObjectKind, id cid.Cid, da
 func (b *Backend) Read(ctx context.Context, kind chunk.ObjectKind, id cid.Cid, limit int64) ([]byte, error) {
 	name := chunk.ObjectName(kind, id)
 	var data []byte
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		var err error
 		data, err = download(ctx, ep, b.remote, name, limit)
 		return err
@@ -271,7 +271,7 @@ func (b *Backend) stat(ctx context.Context, name string) error {
 // Delete removes the object; a missing one is not an error.
 func (b *Backend) Delete(ctx context.Context, kind chunk.ObjectKind, id cid.Cid) error {
 	name := chunk.ObjectName(kind, id)
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return call(ctx, ep, "operations/deletefile", map[string]any{"fs": b.remote, "remote": name}, nil, maxReply)
 	})
 	if err != nil && !notFound(err) {
@@ -294,7 +294,7 @@ func (b *Backend) list(ctx context.Context, dir string) ([]listEntry, error) {
 	}
 	in := map[string]any{"fs": b.remote, "remote": dir,
 		"opt": map[string]any{"recurse": true, "filesOnly": true, "noModTime": true, "noMimeType": true}}
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return call(ctx, ep, "operations/list", in, &reply, maxListing)
 	})
 	if notFound(err) {
@@ -328,7 +328,7 @@ func (b *Backend) List(ctx context.Context, fn func(chunk.ObjectKind, cid.Cid) e
 func (b *Backend) Quarantine(ctx context.Context, kind chunk.ObjectKind, id cid.Cid) error {
 	name := chunk.ObjectName(kind, id)
 	dst := chunk.QuarantineName(id, strconv.FormatInt(time.Now().UnixNano(), 10))
-	err := b.do(ctx, func(ep endpoint) error {
+	err := b.do(ctx, func(ctx context.Context, ep endpoint) error {
 		return call(ctx, ep, "operations/movefile", map[string]any{
 			"srcFs": b.remote, "srcRemote": name, "dstFs": b.remote, "dstRemote": dst}, nil, maxReply)
 	})

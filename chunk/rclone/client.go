@@ -49,7 +49,7 @@ func transient(err error) bool {
 	if errors.As(err, &rc) {
 		return rc.status >= 500 || rc.status == http.StatusTooManyRequests || rc.status == http.StatusUnauthorized
 	}
-	return !errors.Is(err, errTooLong) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return !errors.Is(err, errTooLong) && !errors.Is(err, context.Canceled)
 }
 
 // notFound reports whether rclone said the object or folder does not exist.
@@ -58,15 +58,32 @@ func notFound(err error) bool {
 	return errors.As(err, &rc) && rc.status == http.StatusNotFound
 }
 
-// retry runs op until it succeeds, fails for good, or attempts are spent.
-func retry(ctx context.Context, op func(ep endpoint) error, r *rcd) error {
+// attemptTimeout bounds one attempt of a call; retryFor bounds the time
+// after which no new attempt starts.
+const (
+	attemptTimeout = 30 * time.Second
+	retryFor       = time.Minute
+)
+
+// retry runs op until it succeeds, fails for good, or attempts (or
+// retryFor) are spent. Each attempt has attemptTimeout.
+func retry(ctx context.Context, op func(ctx context.Context, ep endpoint) error, r *rcd) error {
 	wait := retryMin
+	start := time.Now()
 	var err error
 	for i := range attempts {
 		var ep endpoint
 		ep, err = r.endpoint()
 		if err == nil {
-			err = op(ep)
+			actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+			err = op(actx, ep)
+			cancel()
+			if err != nil && ctx.Err() == nil && actx.Err() != nil {
+				err = fmt.Errorf("no answer in %v: %w", attemptTimeout, err)
+			}
+		}
+		if err == nil || !transient(err) || i == attempts-1 || time.Since(start) > retryFor {
+			break
 		}
 		if err == nil || !transient(err) || i == attempts-1 {
 			break

@@ -92,7 +92,11 @@ func randomToken() string {
 func (r *rcd) start() error {
 	user, pass := randomToken(), randomToken()
 	args := []string{"rcd", "--rc-addr", "127.0.0.1:0", "--rc-user", user, "--rc-pass", pass,
-		"--rc-serve", "--log-level", "NOTICE"}
+		"--rc-serve", "--log-level", "NOTICE",
+		// Fail an operation on a dead account in seconds, not minutes:
+		// the backend retries on its own (client.go), and knows when to
+		// give up.
+		"--contimeout", "10s", "--timeout", "30s", "--low-level-retries", "3"}
 	if r.config != "" {
 		args = append(args, "--config", r.config)
 	}
