@@ -158,7 +158,7 @@ func spaceOf(a about) chunk.Space {
 	var sp chunk.Space
 	switch {
 	case a.Free != nil:
-		sp.Known, sp.Free = true, *a.Free
+		sp.Known, sp.Free = true, max(*a.Free, 0)
 	case a.Total != nil && a.Used != nil:
 		sp.Known, sp.Free = true, max(*a.Total-*a.Used, 0)
 	}
