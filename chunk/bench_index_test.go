@@ -16,7 +16,7 @@ import (
 func bigIndex(b *testing.B, n int) string {
 	b.Helper()
 	dir := b.TempDir()
-	if err := prepareDir(dir, slog.New(slog.DiscardHandler)); err != nil {
+	if err := prepareDir(dir, slog.New(slog.DiscardHandler), true); err != nil {
 		b.Fatal(err)
 	}
 	db, err := bolt.Open(filepath.Join(dir, indexName), 0o600, &bolt.Options{NoSync: true})

@@ -91,6 +91,9 @@ func (s *Store) Fsck(ctx context.Context, repair bool) (FsckReport, error) {
 // fsckOrphans finds the object files that are neither indexed nor held by
 // a write in flight, and deletes them with repair.
 func (s *Store) fsckOrphans(ctx context.Context, repair bool, rep *FsckReport) error {
+	if s.remote != nil {
+		return s.fsckRemoteOrphans(ctx, repair, rep)
+	}
 	for kind, top := range objectFolders {
 		for i := range 256 {
 			if err := ctx.Err(); err != nil {
@@ -157,6 +160,13 @@ func (s *Store) checkOrphan(kind ObjectKind, path, name string, repair bool, rep
 // fsckIndex finds incomplete manifests, unreferenced chunks and wrong
 // counters; with repair it drops the unreferenced chunks and fixes counters.
 func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) error {
+	var listed map[cid.Cid]bool
+	if s.remote != nil {
+		var err error
+		if listed, err = s.listManifests(ctx); err != nil {
+			return fmt.Errorf("fsck: %w", err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var freed []cid.Cid
@@ -171,7 +181,7 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 				return fmt.Errorf("%w: manifest %x: %w", ErrIndexDamaged, k, err)
 			}
 			id, _ := cid.Cast(k)
-			if _, err := os.Stat(objectPath(s.dir, ObjectManifest, id)); errors.Is(err, fs.ErrNotExist) {
+			if !s.hasManifestObject(id, listed) {
 				rep.Unbacked = append(rep.Unbacked, id)
 			}
 			for _, ch := range m.Chunks {
@@ -235,9 +245,7 @@ func (s *Store) fsckIndex(ctx context.Context, repair bool, rep *FsckReport) err
 		return fmt.Errorf("fsck: checking index: %w", err)
 	}
 	for _, id := range freed {
-		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("removing unreferenced chunk", "cid", id, "err", err)
-		}
+		s.deleteObject(ObjectChunk, id)
 	}
 	return nil
 }

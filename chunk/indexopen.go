@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,7 +49,13 @@ func (s *Store) openIndex() error {
 		if !fresh {
 			return fmt.Errorf("opening store index %s: %w: %v", path, ErrIndexDamaged, err)
 		}
-		has, herr := hasObjects(s.dir)
+		var has bool
+		var herr error
+		if s.remote != nil {
+			has, herr = backendHasObjects(context.Background(), s.remote)
+		} else {
+			has, herr = hasObjects(s.dir)
+		}
 		if herr != nil {
 			return fmt.Errorf("opening store index: %w", herr)
 		}

@@ -195,6 +195,14 @@ func hasObject(dir string) (bool, error) {
 // writeObject writes data as an object: temporary file in its folder,
 // fsync, rename under mu. The caller fsyncs the folder before indexing.
 func (s *Store) writeObject(kind ObjectKind, id cid.Cid, data []byte) error {
+	if s.remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), remoteOpTimeout)
+		defer cancel()
+		if err := s.remote.Put(ctx, kind, id, data); err != nil {
+			return fmt.Errorf("writing %s %s: %w", kind, id, err)
+		}
+		return nil
+	}
 	path := objectPath(s.dir, kind, id)
 	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
 	if err != nil {
@@ -233,6 +241,9 @@ func (s *Store) persistManifest(root cid.Cid, enc []byte, pinned bool) error {
 		}
 		dirs = append(dirs, filepath.Dir(objectPath(s.dir, ObjectPin, root)))
 	}
+	if s.remote != nil {
+		return nil // the backend confirmed each write
+	}
 	for _, d := range dirs {
 		if err := syncDir(d); err != nil {
 			return err
@@ -248,8 +259,6 @@ func (s *Store) unlinkManifest(root cid.Cid) {
 		return
 	}
 	for _, kind := range []ObjectKind{ObjectPin, ObjectManifest} {
-		if err := os.Remove(objectPath(s.dir, kind, root)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("removing manifest object", "kind", kind, "cid", root, "err", err)
-		}
+		s.deleteObject(kind, root)
 	}
 }

@@ -57,7 +57,11 @@ func RebuildIndex(ctx context.Context, dir string, opts Options) (RebuildReport,
 	}
 	log = log.With("component", "chunkstore")
 	var rep RebuildReport
-	if err := prepareDir(dir, log); err != nil {
+	var src objectSource = dirObjects{dir}
+	if opts.Backend != nil {
+		src = opts.Backend
+	}
+	if err := prepareDir(dir, log, opts.Backend == nil); err != nil {
 		return rep, fmt.Errorf("rebuilding index: %w", err)
 	}
 	path := filepath.Join(dir, indexName)
@@ -76,7 +80,7 @@ func RebuildIndex(ctx context.Context, dir string, opts Options) (RebuildReport,
 	if err != nil {
 		return rep, fmt.Errorf("rebuilding index: creating %s: %w", tmp, err)
 	}
-	rep, err = rebuildFrom(ctx, dirObjects{dir}, db, log)
+	rep, err = rebuildFrom(ctx, src, db, log)
 	if err == nil {
 		err = db.Sync()
 	}

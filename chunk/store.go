@@ -37,6 +37,10 @@ type Options struct {
 	// Chunking are the parameters Put uses; the zero value means
 	// DefaultParams. Only tests should set them.
 	Chunking Params
+	// Backend, when set, keeps the objects (chunks, manifests, pin markers)
+	// instead of the store folder, which then holds only the index. The
+	// caller owns it: Close does not close it.
+	Backend Backend
 }
 
 // Stats are the store's counters.
@@ -70,6 +74,10 @@ type Store struct {
 	statsMu sync.Mutex
 	stats   counters
 	statsTx int // id of the transaction stats come from
+
+	remote      Backend // nil: the objects are files under dir
+	space       Space   // the backend's quota as last seen (statsMu)
+	usedAtSpace int64   // stats.used when space was first seen (statsMu)
 }
 
 // Open opens or creates the store in dir. A store is used by one process at
@@ -88,7 +96,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}}
 	s.limit.Store(opts.Limit)
-	if err := prepareDir(dir, s.log); err != nil {
+	s.remote = opts.Backend
+	if err := prepareDir(dir, s.log, s.remote == nil); err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	if err := s.openIndex(); err != nil {
@@ -98,8 +107,12 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // prepareDir creates the store's folders and removes the temporary files a
-// killed write left behind.
-func prepareDir(dir string, log *slog.Logger) error {
+// killed write left behind; without objects (they live in a Backend) it
+// creates only dir, for the index.
+func prepareDir(dir string, log *slog.Logger, objects bool) error {
+	if !objects {
+		return os.MkdirAll(dir, 0o755)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "quarantine")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -158,9 +171,11 @@ func (s *Store) SetLimit(n int64) { s.limit.Store(n) }
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	return Stats{Used: s.stats.used, Limit: s.limit.Load(), Chunks: s.stats.chunks,
+	st := Stats{Used: s.stats.used, Chunks: s.stats.chunks,
 		Manifests: s.stats.manifests, Corrupt: s.stats.corrupt}
+	s.statsMu.Unlock()
+	st.Limit = s.limitNow()
+	return st
 }
 
 // update runs fn in a write transaction with the counters, stores them back
@@ -226,7 +241,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 // reserve claims n bytes of the limit for a write in flight; release gives
 // them back. It fails with ErrNoSpace when the limit would be exceeded.
 func (s *Store) reserve(n int64) (release func(), err error) {
-	limit := s.limit.Load()
+	limit := s.limitNow()
 	used := s.Stats().Used
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -270,8 +285,15 @@ func (s *Store) present(key []byte) (size int64, ok bool, err error) {
 }
 
 // writeFile stores data as the chunk's file: temporary file, fsync, rename
-// under mu. The caller holds the chunk and fsyncs the folder before indexing.
-func (s *Store) writeFile(id cid.Cid, data []byte) error {
+// under mu. The caller holds the chunk and fsyncs the folder before
+// indexing. With a Backend it stores the chunk there.
+func (s *Store) writeFile(ctx context.Context, id cid.Cid, data []byte) error {
+	if s.remote != nil {
+		if err := s.remote.Put(ctx, ObjectChunk, id, data); err != nil {
+			return fmt.Errorf("writing chunk %s: %w", id, err)
+		}
+		return nil
+	}
 	path := s.chunkPath(id)
 	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
 	if err != nil {
@@ -308,9 +330,7 @@ func (s *Store) unlinkUnused(ids []cid.Cid) {
 		if _, ok, err := s.present(id.Bytes()); err != nil || ok {
 			continue
 		}
-		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("removing unused chunk file", "cid", id, "err", err)
-		}
+		s.deleteObject(ObjectChunk, id)
 	}
 }
 
@@ -435,8 +455,8 @@ func (s *Store) PutChunk(ctx context.Context, id cid.Cid, data []byte) error {
 		return err
 	}
 	defer release()
-	err = s.writeFile(id, data)
-	if err == nil {
+	err = s.writeFile(ctx, id, data)
+	if err == nil && s.remote == nil {
 		err = syncDir(filepath.Dir(s.chunkPath(id)))
 	}
 	if err == nil {
@@ -500,9 +520,7 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 	}
 	s.unlinkManifest(root)
 	for _, id := range freed {
-		if err := os.Remove(s.chunkPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("removing chunk file", "cid", id, "err", err)
-		}
+		s.deleteObject(ObjectChunk, id)
 	}
 	s.log.Debug("removed", "cid", root, "freed", len(freed))
 	return nil

@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,10 +117,12 @@ type queuedChunk struct {
 }
 
 // pendingFile is a chunk file written to its temporary name, waiting for
-// its fsync and rename.
+// its fsync and rename; with a Backend, a copy of the chunk waiting for its
+// upload (f is nil).
 type pendingFile struct {
-	id cid.Cid
-	f  *os.File
+	id   cid.Cid
+	f    *os.File
+	data []byte
 }
 
 // fail records the first error and stops every stage.
@@ -243,6 +246,15 @@ func (p *put) writeChunk(ctx context.Context, c queuedChunk, files chan<- pendin
 	if _, ok, err := p.s.present([]byte(k)); err != nil || ok {
 		return err
 	}
+	if p.s.remote != nil {
+		// The sync workers upload it; c.buf goes back to the chunker.
+		select {
+		case files <- pendingFile{id: c.ref.CID, data: bytes.Clone(c.buf)}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f, err := os.CreateTemp(filepath.Dir(p.s.chunkPath(c.ref.CID)), tempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("writing chunk %s: %w", c.ref.CID, err)
@@ -264,6 +276,10 @@ func (p *put) writeChunk(ctx context.Context, c queuedChunk, files chan<- pendin
 // until files is closed. Once the Put has failed it only discards them.
 func (p *put) syncFiles(ctx context.Context, files <-chan pendingFile) {
 	for pf := range files {
+		if pf.f == nil {
+			p.upload(ctx, pf)
+			continue
+		}
 		if ctx.Err() != nil {
 			discard(pf.f)
 			continue
@@ -288,6 +304,21 @@ func (p *put) syncFiles(ctx context.Context, files <-chan pendingFile) {
 		p.dirs[filepath.Dir(path)] = true
 		p.mu.Unlock()
 	}
+}
+
+// upload stores a chunk in the store's Backend; a chunk counts as written
+// once the backend confirmed it.
+func (p *put) upload(ctx context.Context, pf pendingFile) {
+	if ctx.Err() != nil {
+		return
+	}
+	if err := p.s.remote.Put(ctx, ObjectChunk, pf.id, pf.data); err != nil {
+		p.fail(fmt.Errorf("writing chunk %s: %w", pf.id, err))
+		return
+	}
+	p.mu.Lock()
+	p.written = append(p.written, pf.id)
+	p.mu.Unlock()
 }
 
 // discard closes and deletes an unfinished temporary chunk file.

@@ -143,7 +143,7 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 	// Write and sync the files side by side: each fsync waits on the disk.
 	var wg sync.WaitGroup
 	for _, i := range todo {
-		wg.Go(func() { errs[i] = s.writeFile(items[i].CID, items[i].Data) })
+		wg.Go(func() { errs[i] = s.writeFile(ctx, items[i].CID, items[i].Data) })
 	}
 	wg.Wait()
 	var written []int
@@ -153,7 +153,9 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 			s.unhold(items[i].CID.KeyString())
 			continue
 		}
-		dirs[filepath.Dir(s.chunkPath(items[i].CID))] = true
+		if s.remote == nil {
+			dirs[filepath.Dir(s.chunkPath(items[i].CID))] = true
+		}
 		written = append(written, i)
 	}
 	if len(written) == 0 {

@@ -51,11 +51,20 @@ func (s *Store) GetChunkInto(ctx context.Context, id cid.Cid, buf []byte) ([]byt
 	if !ok {
 		return nil, fmt.Errorf("reading chunk %s: %w", id, ErrNotFound)
 	}
-	data, err := readFileInto(s.chunkPath(id), size, buf)
+	var data []byte
+	if s.remote != nil {
+		data, err = s.readRemote(ctx, id, size)
+	} else {
+		data, err = readFileInto(s.chunkPath(id), size, buf)
+	}
 	if err == nil && VerifyChunk(id, data) == nil {
 		return data, nil
 	}
-	return s.quarantine(id)
+	if s.remote != nil && backendFault(err) {
+		// The account failing says nothing about the chunk: keep it.
+		return nil, fmt.Errorf("reading chunk %s: %w", id, err)
+	}
+	return s.quarantine(ctx, id)
 }
 
 // readFileInto reads the file at path, which must be exactly size bytes,
@@ -84,7 +93,7 @@ func readFileInto(path string, size int64, buf []byte) ([]byte, error) {
 // quarantine re-checks a chunk that failed to read or verify, under mu so
 // that no write or removal of it runs at the same time. If it is still bad,
 // it drops it from the index and moves the file to quarantine/.
-func (s *Store) quarantine(id cid.Cid) ([]byte, error) {
+func (s *Store) quarantine(ctx context.Context, id cid.Cid) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size, ok, err := s.present(id.Bytes())
@@ -95,7 +104,16 @@ func (s *Store) quarantine(id cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("reading chunk %s: %w", id, ErrNotFound)
 	}
 	path := s.chunkPath(id)
-	data, rerr := os.ReadFile(path)
+	var data []byte
+	var rerr error
+	if s.remote != nil {
+		data, rerr = s.remote.Read(ctx, ObjectChunk, id, MaxChunkSize)
+		if backendFault(rerr) {
+			return nil, fmt.Errorf("reading chunk %s: %w", id, rerr)
+		}
+	} else {
+		data, rerr = os.ReadFile(path)
+	}
 	if rerr == nil && VerifyChunk(id, data) == nil {
 		if int64(len(data)) == size {
 			return data, nil // rewritten meanwhile
@@ -112,7 +130,12 @@ func (s *Store) quarantine(id cid.Cid) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quarantining chunk %s: %w", id, err)
 	}
-	if err := quarantineFile(s.dir, path, id); err != nil {
+	if s.remote != nil {
+		err = s.remote.Quarantine(ctx, ObjectChunk, id)
+	} else {
+		err = quarantineFile(s.dir, path, id)
+	}
+	if err != nil {
 		s.log.Warn("moving corrupt chunk to quarantine", "cid", id, "err", err)
 	}
 	s.log.Warn("corrupt chunk quarantined", "cid", id, "read_error", rerr)

@@ -80,6 +80,7 @@ func (d *Daemon) status() client.Status {
 		ConnectedPeers: len(d.host.Network().Peers()),
 		Store: client.StoreStatus{
 			Used: st.Used, Limit: st.Limit, Chunks: st.Chunks, Manifests: st.Manifests, Corrupt: st.Corrupt,
+			Backend: d.cfg.Store.describe(), Error: errorString(d.store.Health()),
 		},
 		BytesSent:          d.bytesSent.Load(),
 		BytesReceived:      d.bytesReceived.Load(),

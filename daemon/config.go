@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -36,7 +37,26 @@ type Config struct {
 	// MetricsListen is the loopback host:port of the Prometheus endpoint
 	// ([metrics] listen); empty = off.
 	MetricsListen string
+	// Store says where the store keeps its objects.
+	Store StoreConfig
 }
+
+// StoreConfig is the [store] table: where the store keeps its objects.
+type StoreConfig struct {
+	// Backend is "local" (the default: files in the home) or "rclone" (an
+	// rclone remote, docs/CLOUD.md).
+	Backend string
+	// Remote is the rclone remote and path, "NAME:path" (rclone only).
+	Remote string
+	// RcloneConfig is the rclone config file; "" means rclone's default.
+	RcloneConfig string
+}
+
+// Store backends.
+const (
+	BackendLocal  = "local"
+	BackendRclone = "rclone"
+)
 
 // fileConfig is config.toml as written; sizes and rates are human strings.
 type fileConfig struct {
@@ -44,11 +64,19 @@ type fileConfig struct {
 	Limits  fileLimits `toml:"limits"`
 	Web     fileServer `toml:"web"`
 	Metrics fileServer `toml:"metrics"`
+	Store   fileStore  `toml:"store"`
 }
 
 // fileServer is a table naming a local HTTP listener ([web], [metrics]).
 type fileServer struct {
 	Listen string `toml:"listen"`
+}
+
+// fileStore is the [store] table: where the store keeps its objects.
+type fileStore struct {
+	Backend      string `toml:"backend"`
+	Remote       string `toml:"remote"`
+	RcloneConfig string `toml:"rclone_config"`
 }
 
 type fileLimits struct {
@@ -122,6 +150,9 @@ func ParseConfig(name string, b []byte) (Config, error) {
 		}
 	}
 	cfg.WebListen, cfg.MetricsListen = fc.Web.Listen, fc.Metrics.Listen
+	if cfg.Store, err = storeConfig(name, b, fc.Store); err != nil {
+		return Config{}, err
+	}
 	if !md.IsDefined("listen") {
 		cfg.Listen = DefaultListen
 	}
@@ -145,6 +176,29 @@ func CheckLoopback(addr string) error {
 		return fmt.Errorf("%q: only a loopback address (127.0.0.1 or [::1]) is allowed, as the page and metrics are for this machine only", addr)
 	}
 	return nil
+}
+
+// storeConfig checks the [store] table.
+func storeConfig(name string, b []byte, fs fileStore) (StoreConfig, error) {
+	sc := StoreConfig{Backend: fs.Backend, Remote: fs.Remote, RcloneConfig: fs.RcloneConfig}
+	line := func(k string) int { return lineOfKey(b, toml.Key{"store", k}) }
+	switch sc.Backend {
+	case "", BackendLocal:
+		sc.Backend = BackendLocal
+		if sc.Remote != "" || sc.RcloneConfig != "" {
+			return sc, fmt.Errorf("%s:%d: store remote and rclone_config need backend = %q", name, max(line("remote"), line("rclone_config")), BackendRclone)
+		}
+	case BackendRclone:
+		if rn, _, ok := strings.Cut(sc.Remote, ":"); !ok || rn == "" {
+			return sc, fmt.Errorf("%s:%d: store remote %q: want \"NAME:path\", an rclone remote", name, line("remote"), sc.Remote)
+		}
+		if sc.RcloneConfig != "" && !filepath.IsAbs(sc.RcloneConfig) {
+			return sc, fmt.Errorf("%s:%d: store rclone_config %q: want an absolute path", name, line("rclone_config"), sc.RcloneConfig)
+		}
+	default:
+		return sc, fmt.Errorf("%s:%d: store backend %q: want %q or %q", name, line("backend"), sc.Backend, BackendLocal, BackendRclone)
+	}
+	return sc, nil
 }
 
 // lineOfKey finds the line that defines key k (under its table), or 0.

@@ -108,11 +108,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, h.StoreDir(), chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")}, opts.RebuildIndex, log)
+	st, closeStore, err := openStore(ctx, h.StoreDir(), cfg.Store, chunk.Options{Limit: cfg.Limits.Storage, Logger: log.With("component", "store")}, opts.RebuildIndex, log)
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}
-	defer st.Close()
+	defer closeStore()
 
 	g := membership.NewGater()
 	nat := membership.NewNAT(g, log)

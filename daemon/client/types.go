@@ -81,6 +81,11 @@ type StoreStatus struct {
 	Chunks    int64 `json:"chunks"`
 	Manifests int64 `json:"manifests"`
 	Corrupt   int64 `json:"corrupt"`
+	// Backend is where the objects are: "local", or "rclone:" and the remote.
+	Backend string `json:"backend,omitempty"`
+	// Error says why the store's backend is failing; empty while it works.
+	// A member whose backend fails takes no placements.
+	Error string `json:"error,omitempty"`
 }
 
 // LimitsStatus are the effective limits (0 = unlimited).

@@ -76,6 +76,9 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 	if r.tombs.removed(m.Root) {
 		return refuse(c, m.ID, proto.CodeRemoved, "removed")
 	}
+	if err := r.store.Health(); err != nil {
+		return refuse(c, m.ID, proto.CodeRefused, "store backend failing: "+err.Error())
+	}
 	// From here the repair round must not resume this content itself.
 	defer r.busyFetching(m.Root)()
 	if len(m.Data) > 0 {
