@@ -49,35 +49,49 @@ func (s *Store) PutContent(ctx context.Context, m *Manifest, items []ChunkData) 
 			return cid.Undef, fmt.Errorf("storing %s: chunk %s is not in its manifest", root, it.CID)
 		}
 	}
+	var need []cid.Cid
+	for _, ck := range m.Chunks {
+		need = append(need, ck.CID)
+	}
+	if err := s.putWithManifest(ctx, root, m, enc, items, need); err != nil {
+		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
+	}
+	return root, nil
+}
+
+// putWithManifest stores items and records the manifest m (encoded as enc,
+// with CID root) in one index transaction, once every chunk of need is
+// held; otherwise nothing is recorded. The manifest object is written
+// before the index records it (docs/STORE.md#objects) and unlinked again
+// when the transaction fails.
+func (s *Store) putWithManifest(ctx context.Context, root cid.Cid, m *Manifest, enc []byte, items []ChunkData, need []cid.Cid) error {
 	k := root.KeyString()
 	s.hold(k)
+	var err error
 	if _, ok, ferr := s.manifestFlags(root); ferr != nil {
 		err = ferr
 	} else if !ok {
 		err = s.persistManifest(root, enc, false)
 	}
-	if err != nil {
-		s.unhold(k)
-		s.unlinkUnrecorded(root)
-		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
-	}
-	errs, err := s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
-		for _, ck := range m.Chunks {
-			if _, ok := chunkSize(tx, ck.CID.Bytes()); !ok {
-				return fmt.Errorf("chunk %s: %w", ck.CID, ErrNotFound)
+	if err == nil {
+		var errs []error
+		errs, err = s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
+			for _, id := range need {
+				if _, ok := chunkSize(tx, id.Bytes()); !ok {
+					return fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+				}
 			}
+			return recordManifest(tx, c, root, m, enc, 0)
+		})
+		if ierr := errors.Join(errs...); ierr != nil {
+			err = ierr
 		}
-		return recordManifest(tx, c, root, m, enc, 0)
-	})
-	if ierr := errors.Join(errs...); ierr != nil {
-		err = ierr
 	}
 	s.unhold(k)
 	if err != nil {
-		s.unlinkUnrecorded(root)
-		return cid.Undef, fmt.Errorf("storing %s: %w", root, err)
+		s.unlinkUnrecorded(root) // a held manifest is never unlinked
 	}
-	return root, nil
+	return err
 }
 
 // putChunks is PutChunks; also, when not nil, it runs record in the

@@ -2,7 +2,6 @@ package chunk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	cid "github.com/ipfs/go-cid"
@@ -49,34 +48,11 @@ func (s *Store) PutShards(ctx context.Context, m *Manifest, i int, shards [][]by
 		seen[ids[j]] = true
 		items = append(items, ChunkData{CID: ids[j], Data: data})
 	}
-	// The manifest object is written before the index records it
-	// (docs/STORE.md#objects), as PutContent does.
-	k := root.KeyString()
-	s.hold(k)
-	if _, ok, ferr := s.manifestFlags(root); ferr != nil {
-		err = ferr
-	} else if !ok {
-		err = s.persistManifest(root, enc, false)
+	need := make([]cid.Cid, len(items))
+	for j, it := range items {
+		need[j] = it.CID
 	}
-	if err != nil {
-		s.unhold(k)
-		s.unlinkUnrecorded(root)
-		return cid.Undef, fmt.Errorf("storing shards %d of %s: %w", i, root, err)
-	}
-	errs, err := s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
-		for _, it := range items {
-			if _, ok := chunkSize(tx, it.CID.Bytes()); !ok {
-				return fmt.Errorf("shard %s: %w", it.CID, ErrNotFound)
-			}
-		}
-		return recordManifest(tx, c, root, m, enc, 0)
-	})
-	if ierr := errors.Join(errs...); ierr != nil {
-		err = ierr
-	}
-	s.unhold(k)
-	if err != nil {
-		s.unlinkUnrecorded(root)
+	if err := s.putWithManifest(ctx, root, m, enc, items, need); err != nil {
 		return cid.Undef, fmt.Errorf("storing shards %d of %s: %w", i, root, err)
 	}
 	return root, nil
