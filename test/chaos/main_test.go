@@ -8,7 +8,6 @@
 package chaos
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -18,27 +17,4 @@ import (
 // bin are the programs built once for the whole package.
 var bin harness.Binaries
 
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "annex-swarm-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// The daemons are built with -race when ANNEX_SWARM_RACE=1 (slower).
-	bin, err = harness.Build(root, dir, os.Getenv("ANNEX_SWARM_RACE") == "1")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(harness.Main(m, &bin)) }
