@@ -27,6 +27,9 @@ var (
 	descRefused   = desc("refused_connections_total", "Connections from non-members refused since start.")
 	descRateLimit = desc("bandwidth_limit_bytes_per_second", "Effective bandwidth limit (absent when unlimited).", "direction")
 	descTransfers = desc("transfers_in_progress", "Puts and gets running on the control API.", "op")
+	descAudits    = desc("audits_total", "Storage audits since start: challenges this member sent, by outcome (passed, failed, unknown), and challenges it served (served, lost_here: answered missing because its own chunk was lost or corrupt).", "outcome")
+	descAuditRead = desc("audit_read_bytes", "Chunk bytes read to check audit answers in the current 24-hour budget window.")
+	descRelay     = desc("relay_total", "What this member's relay service did since start (public members only), by event.", "event")
 )
 
 // collector turns one status snapshot into metrics at each scrape.
@@ -89,6 +92,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if st.Limits.Download > 0 {
 		gauge(descRateLimit, float64(st.Limits.Download), "download")
+	}
+	if a := st.Audit; a != nil {
+		for outcome, n := range map[string]int64{
+			"passed": a.Passed, "failed": a.Failed, "unknown": a.Unknown,
+			"served": a.Served, "lost_here": a.LostHere,
+		} {
+			counter(descAudits, float64(n), outcome)
+		}
+		gauge(descAuditRead, float64(a.BytesToday))
+	}
+	if r := st.Relay; r != nil {
+		for event, n := range map[string]int64{
+			"reservations": r.Reservations, "reservations_refused": r.ReservationsRefused,
+			"circuits": r.Circuits, "circuits_refused": r.CircuitsRefused, "bytes_relayed": r.BytesRelayed,
+		} {
+			counter(descRelay, float64(n), event)
+		}
 	}
 	count := map[string]int{"put": 0, "get": 0}
 	for _, t := range st.Transfers {

@@ -22,6 +22,8 @@ func TestServeMetrics(t *testing.T) {
 		Limits:      client.LimitsStatus{Upload: 1 << 20},
 		Replication: &client.ReplicationStatus{Contents: 5, AtTarget: 4, BelowTarget: 1, LastRound: "2026-11-30T20:00:00Z"},
 		Transfers:   []client.Transfer{{Op: "get", Bytes: 7}},
+		Audit:       &client.AuditStatus{Sent: 9, Passed: 7, Failed: 1, Unknown: 1, Served: 4, BytesToday: 4096},
+		Relay:       &client.RelayStatus{Reservations: 2, CircuitsRefused: 1},
 	}
 	lat := NewLatency()
 	lat.Observe("GET /v1/status", time.Now().Add(-3*time.Millisecond))
@@ -55,6 +57,11 @@ func TestServeMetrics(t *testing.T) {
 		`annex_swarm_bandwidth_limit_bytes_per_second{direction="upload"} 1.048576e+06`,
 		`annex_swarm_transfers_in_progress{op="get"} 1`,
 		`annex_swarm_control_request_duration_seconds_count{endpoint="GET /v1/status"} 1`,
+		`annex_swarm_audits_total{outcome="failed"} 1`,
+		`annex_swarm_audits_total{outcome="served"} 4`,
+		`annex_swarm_audit_read_bytes 4096`,
+		`annex_swarm_relay_total{event="reservations"} 2`,
+		`annex_swarm_relay_total{event="circuits_refused"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
