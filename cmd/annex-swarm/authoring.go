@@ -61,7 +61,11 @@ the same. With --passphrase-file or $` + rules.PassphraseEnv + ` the key is prot
 			if err := atomicfile.WriteFile(out, armored, 0o600); err != nil {
 				return fail(err)
 			}
+			// The fingerprint stays the last line of stdout, for scripts;
+			// the words around it go to stderr.
+			fmt.Fprintf(c.ErrOrStderr(), "wrote the secret key of %q to %s (0600); its fingerprint:\n", name, out)
 			fmt.Fprintln(e.out, s.Fingerprint())
+			fmt.Fprintf(c.ErrOrStderr(), "next: annex-swarm swarm create --name NAME --key %s -o swarm.rules\n", out)
 			return nil
 		},
 	}
