@@ -34,6 +34,9 @@ func (r *Replicator) round(ctx context.Context) {
 			r.dropRemoved(ctx, root)
 			continue
 		}
+		if r.codedRoot(ctx, root) {
+			continue
+		}
 		if r.complete(ctx, root) {
 			held = append(held, root)
 		} else if pl.storage {
