@@ -89,6 +89,10 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("where: %w", err))
 		return
 	}
+	if ch, coded, err := d.repl.WhereCoded(r.Context(), root); err == nil && coded {
+		writeJSON(w, http.StatusOK, d.codedWhere(ch))
+		return
+	}
 	h, ok := replicate.Holders{}, false
 	if req.Cached {
 		h, ok = d.repl.KnownHolders(root)
