@@ -33,11 +33,14 @@ type codedServer struct {
 	shards map[string]shardRef // shard CID key → its chunk
 	count  map[string]int      // shard CID key → registrations
 	cache  []codedChunk        // most recent last
+	spare  *codedChunk         // the buffers of the last chunk evicted, for reuse
 }
 
+// codedChunk is a chunk coded on demand: its shards alias raw and parity.
 type codedChunk struct {
-	id     cid.Cid
-	shards [][]byte
+	id          cid.Cid
+	raw, parity []byte
+	shards      [][]byte
 }
 
 // ServeCoded makes this host serve every shard of the coded content m by
@@ -102,22 +105,40 @@ func (x *Exchange) codedShard(ctx context.Context, id cid.Cid) (data []byte, ok 
 	if data != nil {
 		return data, true
 	}
-	raw, err := x.store.GetChunk(ctx, sr.ref.CID)
+	// Coding into reused buffers (PERFORMANCE.md#erasure-coding: allocating
+	// fresh parity costs as much as hashing).
+	var cc codedChunk
+	cs.mu.Lock()
+	if cs.spare != nil {
+		cc, cs.spare = *cs.spare, nil
+	}
+	cs.mu.Unlock()
+	raw, err := x.store.GetChunkInto(ctx, sr.ref.CID, cc.raw)
 	if err != nil {
 		return nil, false
 	}
-	shards, err := chunk.EncodeShards(raw, sr.k, sr.m)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	size := chunk.ShardSize(len(raw), sr.k)
+	if need := (sr.k + sr.m - len(raw)/size) * size; cap(cc.parity) < need {
+		cc.parity = make([]byte, need)
+	}
+	shards, err := chunk.EncodeShardsInto(cc.parity, raw, sr.k, sr.m)
 	if err != nil {
 		return nil, false
 	}
+	cc = codedChunk{id: sr.ref.CID, raw: raw, parity: cc.parity, shards: shards}
 	if err := chunk.VerifyChunk(id, shards[sr.idx]); err != nil {
 		x.log.Warn("coded shard does not match its CID", "shard", id, "chunk", sr.ref.CID, "err", err)
 		return nil, false
 	}
 	cs.mu.Lock()
-	cs.cache = append(cs.cache, codedChunk{id: sr.ref.CID, shards: shards})
+	cs.cache = append(cs.cache, cc)
 	if len(cs.cache) > codedCacheChunks {
+		old := cs.cache[0]
 		cs.cache = cs.cache[1:]
+		cs.spare = &old
 	}
 	cs.mu.Unlock()
 	return append([]byte(nil), shards[sr.idx]...), true
