@@ -58,15 +58,15 @@ type codedSlot struct {
 // cands are the candidate holders; errNoShards when none holds a set.
 func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid, m *chunk.Manifest, missing []chunk.ChunkRef, first []peer.ID, cands <-chan peer.ID, progress func(FetchProgress)) error {
 	k, n := m.Layout.K, m.Layout.K+m.Layout.M
-	sets := x.findSets(ctx, pid, root, k, n, first, cands)
+	sets, whole := x.findSets(ctx, pid, root, k, n, first, cands)
 	found := 0
 	for _, hs := range sets {
 		if len(hs) > 0 {
 			found++
 		}
 	}
-	if found == 0 {
-		return errNoShards
+	if found == 0 || (found < k && whole) {
+		return errNoShards // a whole copy serves chunks as a replicated content
 	}
 	if found < k {
 		return fmt.Errorf("fetching %s: %d of the %d shard sets needed have a reachable holder: %w", root, found, k, ErrNoHolder)
@@ -264,25 +264,26 @@ func (f *codedFetch) count(id cid.Cid) int {
 }
 
 // findSets asks the candidates which shard sets they hold and returns the
-// holders of each set. It stops waiting once every data set has a holder
+// holders of each set, and whether some candidate holds every chunk. It stops waiting once every data set has a holder
 // or the candidates are exhausted, bounded by FindTimeout.
-func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, k, n int, first []peer.ID, cands <-chan peer.ID) [][]peer.ID {
+func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, k, n int, first []peer.ID, cands <-chan peer.ID) (sets [][]peer.ID, whole bool) {
 	ctx, cancel := context.WithTimeout(ctx, x.fetchOpts.FindTimeout)
 	defer cancel()
 	type answer struct {
-		p    peer.ID
-		mask uint32
+		p        peer.ID
+		mask     uint32
+		complete bool
 	}
 	answers := make(chan answer)
 	var wg sync.WaitGroup
 	ask := func(p peer.ID) {
 		wg.Go(func() {
-			mask, _, err := x.askShards(ctx, pid, p, root)
+			mask, complete, err := x.askShards(ctx, pid, p, root)
 			if err != nil {
 				x.log.Debug("asking for shard sets", "peer", p, "err", err)
 			}
 			select {
-			case answers <- answer{p, mask}:
+			case answers <- answer{p, mask, complete}:
 			case <-ctx.Done():
 			}
 		})
@@ -291,7 +292,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 		ask(p)
 	}
 	asked := len(first)
-	sets := make([][]peer.ID, n)
+	sets = make([][]peer.ID, n)
 	dataCovered := func() bool {
 		for i := range k {
 			if len(sets[i]) == 0 {
@@ -315,6 +316,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 			asked++
 		case a := <-answers:
 			got++
+			whole = whole || a.complete
 			for i := range n {
 				if a.mask&(1<<i) != 0 {
 					sets[i] = append(sets[i], a.p)
@@ -325,7 +327,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 			go func() { wg.Wait(); close(answers) }()
 			for range answers {
 			}
-			return sets
+			return sets, whole
 		}
 	}
 	// Answers still coming add holders of parity sets for the failover,
@@ -336,6 +338,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 		select {
 		case a := <-answers:
 			got++
+			whole = whole || a.complete
 			for i := range n {
 				if a.mask&(1<<i) != 0 {
 					sets[i] = append(sets[i], a.p)
@@ -353,5 +356,5 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 		for range answers {
 		}
 	}()
-	return sets
+	return sets, whole
 }

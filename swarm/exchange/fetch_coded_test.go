@@ -3,6 +3,8 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -84,13 +86,15 @@ func TestFetchCodedSurvivesLiarAndLostHolder(t *testing.T) {
 	}
 }
 
-func TestFetchCodedTooFewHolders(t *testing.T) {
-	nodes, root, _, _ := codedSwarm(t, 1<<20)
+func TestFetchCodedTooFewHoldersThenWholeCopy(t *testing.T) {
+	nodes, root, _, data := codedSwarm(t, 1<<20)
 	g := nodes[0]
 	g.connect(t, nodes[2:5]...) // sets 0, 1, 2 only
 	err := g.x.Fetch(context.Background(), root, nil)
-	if err == nil {
-		t.Fatal("fetched a 4+2 content from 3 holders")
+	if !errors.Is(err, ErrNoHolder) || !strings.Contains(err.Error(), "3 of the 4 shard sets") {
+		t.Fatalf("fetch from 3 holders of a 4+2 content: %v, want ErrNoHolder naming 3 of 4", err)
 	}
-	t.Log(err)
+	// The uploader's whole copy (its ServeCoded released) completes it.
+	g.connect(t, nodes[2], nodes[3], nodes[4], nodes[1])
+	g.fetchWhole(t, root, data)
 }
