@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -131,7 +132,13 @@ func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	s := d.repl.Summary()
 	out := &client.ReplicationStatus{
 		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
-		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed,
+		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed, Coded: s.Coded,
+	}
+	if len(s.Survives) > 0 {
+		out.Survives = map[string]int{}
+		for k, n := range s.Survives {
+			out.Survives[strconv.Itoa(k)] = n
+		}
 	}
 	if !s.LastRound.IsZero() {
 		out.LastRound = s.LastRound.UTC().Format(time.RFC3339)

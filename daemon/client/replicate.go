@@ -87,6 +87,11 @@ type ReplicationStatus struct {
 	LastRound   string `json:"last_round,omitempty"` // RFC 3339
 	// Problem is a one-line warning, e.g. when no member has room.
 	Problem string `json:"problem,omitempty"`
+	// Coded counts the erasure-coded contents held here (whole or a shard
+	// set), and Survives counts them by how many more member losses each
+	// survives ("-1", "0", "1", …; docs/ERASURE.md "Visibility").
+	Coded    int            `json:"coded,omitempty"`
+	Survives map[string]int `json:"survives,omitempty"`
 }
 
 // Where asks the daemon which storage members hold a verified full copy of cid.
