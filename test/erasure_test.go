@@ -87,6 +87,11 @@ func TestErasurePutWhereGetAfterKills(t *testing.T) {
 		t.Errorf("storage members store %d bytes, more than 1.55 × %d", stored, size)
 	}
 
+	harness.WaitFor(t, time.Minute, "status counts the content as surviving 2 more losses", func() bool {
+		r := laptop.StatusJSON().Replication
+		return r != nil && r.Coded == 1 && r.Survives["2"] == 1
+	})
+
 	// kill -9 two holders; a get on the member holding no set still works.
 	killed := map[string]bool{}
 	for _, h := range w.Shards[:2] {
