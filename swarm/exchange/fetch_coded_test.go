@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -27,32 +30,44 @@ func codedSwarm(t *testing.T, size int) (nodes []*node, root cid.Cid, m *chunk.M
 	}
 	release := up.x.ServeCoded(m)
 	defer release()
-	var setBytes int64
+	// The six holders pull at once, as in a put: the on-demand coder's
+	// cache is shared and evicted under them.
+	var setBytes atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
 	for i := range 6 {
 		h := nodes[2+i]
 		h.connect(t, up)
-		ids, err := m.ShardSet(i)
+		wg.Go(func() {
+			ids, err := m.ShardSet(i)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			shards := make([][]byte, len(ids))
+			if err := h.x.FetchShards(ctx, up.h.ID(), ids, func(j int, d []byte) error {
+				shards[j] = append([]byte(nil), d...)
+				setBytes.Add(int64(len(d)))
+				return nil
+			}); err != nil {
+				errs[i] = fmt.Errorf("holder %d fetching its set: %w", i, err)
+				return
+			}
+			_, errs[i] = h.st.PutShards(ctx, m, i, shards)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shards := make([][]byte, len(ids))
-		if err := h.x.FetchShards(ctx, up.h.ID(), ids, func(j int, d []byte) error {
-			shards[j] = append([]byte(nil), d...)
-			setBytes += int64(len(d))
-			return nil
-		}); err != nil {
-			t.Fatalf("holder %d fetching its set: %v", i, err)
-		}
-		if _, err := h.st.PutShards(ctx, m, i, shards); err != nil {
-			t.Fatal(err)
-		}
-		if held, err := h.st.HeldShards(ctx, root); err != nil || len(held) != 1 || held[0] != i {
+		if held, err := nodes[2+i].st.HeldShards(ctx, root); err != nil || len(held) != 1 || held[0] != i {
 			t.Fatalf("holder %d holds sets %v (%v), want [%d]", i, held, err, i)
 		}
 	}
 	// The uploader sent each shard once: n/k of the content, plus padding.
-	if sent := up.x.BytesSent(); sent != setBytes || sent > int64(size)*155/100 {
-		t.Errorf("uploader sent %d bytes for %d bytes of shards of a %d-byte content", sent, setBytes, size)
+	if sent := up.x.BytesSent(); sent != setBytes.Load() || sent > int64(size)*155/100 {
+		t.Errorf("uploader sent %d bytes for %d bytes of shards of a %d-byte content", sent, setBytes.Load(), size)
 	}
 	return nodes, root, m, data
 }

@@ -133,6 +133,9 @@ func (x *Exchange) codedShard(ctx context.Context, id cid.Cid) (data []byte, ok 
 		x.log.Warn("coded shard does not match its CID", "shard", id, "chunk", sr.ref.CID, "err", err)
 		return nil, false
 	}
+	// Copied before the chunk is cached: once cached, another request may
+	// evict it and reuse its buffers.
+	out := append([]byte(nil), shards[sr.idx]...)
 	cs.mu.Lock()
 	cs.cache = append(cs.cache, cc)
 	if len(cs.cache) > codedCacheChunks {
@@ -141,7 +144,7 @@ func (x *Exchange) codedShard(ctx context.Context, id cid.Cid) (data []byte, ok 
 		cs.spare = &old
 	}
 	cs.mu.Unlock()
-	return append([]byte(nil), shards[sr.idx]...), true
+	return out, true
 }
 
 // heldShardMask returns the HaveResponse Shards of the coded content root
