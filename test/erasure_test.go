@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,21 @@ func TestErasurePutWhereGetAfterKills(t *testing.T) {
 	if fileSHA256(t, out) != sum {
 		t.Fatal("the file got back after two kills differs")
 	}
+
+	// A third kill leaves 4 storage members: a coded put needs 5 and is
+	// refused before sending anything.
+	for _, h := range w.Shards[2:3] {
+		memberByName(rs.c, h.Member).Kill()
+	}
+	small := filepath.Join(dir, "small")
+	writeRandomFile(t, small, 2<<20, 13)
+	var last string
+	harness.WaitFor(t, time.Minute, "a coded put refused with 4 live storage members", func() bool {
+		r := laptop.CLI("put", small)
+		last = r.Stderr
+		return r.Code != 0 && strings.Contains(r.Stderr, "4 live storage members, a coded put needs 5 (success threshold)")
+	})
+	t.Logf("refused: %s", strings.TrimSpace(last))
 }
 
 func holds(w client.WhereResult, peerID string) bool {
