@@ -131,16 +131,19 @@ type Replicator struct {
 // Summary is the replication state of the contents this member holds, as
 // of its last repair round (docs/REPLICATION.md "Status").
 type Summary struct {
-	Contents    int         // contents held (complete) here
-	AtTarget    int         // with at least `copies` storage holders
-	BelowTarget int         // with fewer than `copies`
-	BelowMin    int         // with fewer than `copies_min`
-	InRepair    int         // with a placement in flight from here
-	NoRoom      int         // for which no storage member had room
-	Removed     int         // removal records held
-	Coded       int         // coded contents held here, whole or a shard set
-	Survives    map[int]int // coded contents by how many more losses they survive
-	LastRound   time.Time   // zero before the first round
+	Contents    int       // contents held (complete) here
+	AtTarget    int       // with at least `copies` storage holders
+	BelowTarget int       // with fewer than `copies`
+	BelowMin    int       // with fewer than `copies_min`
+	InRepair    int       // with a placement in flight from here
+	NoRoom      int       // for which no storage member had room
+	Removed     int       // removal records held
+	LastRound   time.Time // zero before the first round
+
+	// Coded counts the coded contents held here (whole or a shard set) and
+	// Survives counts them by how many more member losses they survive.
+	Coded    int
+	Survives map[int]int
 }
 
 // Summary returns the state as of the last repair round.
