@@ -143,7 +143,7 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 		return client.PutResult{}, fmt.Errorf("put: %s is not a regular file", req.Path)
 	}
 	cr := &countingReader{r: f, total: fi.Size(), progress: progress}
-	root, _, err := d.store.Put(ctx, cr, fi.Size(), req.Key)
+	root, err := d.storeContent(ctx, cr, fi.Size(), req.Key)
 	if err != nil {
 		return client.PutResult{}, fmt.Errorf("put %s: %w", req.Path, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,10 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("where: %w", err))
 		return
 	}
+	if ch, coded, err := d.repl.WhereCoded(r.Context(), root); err == nil && coded {
+		writeJSON(w, http.StatusOK, d.codedWhere(ch))
+		return
+	}
 	h, ok := replicate.Holders{}, false
 	if req.Cached {
 		h, ok = d.repl.KnownHolders(root)
@@ -128,7 +133,14 @@ func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	s := d.repl.Summary()
 	out := &client.ReplicationStatus{
 		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
-		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed, Full: d.repl.FullMembers(),
+		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed, Coded: s.Coded,
+		Full: d.repl.FullMembers(),
+	}
+	if len(s.Survives) > 0 {
+		out.Survives = map[string]int{}
+		for k, n := range s.Survives {
+			out.Survives[strconv.Itoa(k)] = n
+		}
 	}
 	if !s.LastRound.IsZero() {
 		out.LastRound = s.LastRound.UTC().Format(time.RFC3339)

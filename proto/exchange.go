@@ -32,6 +32,11 @@ type HaveResponse struct {
 	NumChunks uint32 `cbor:"4,keyasint"`
 	// Have has bit i set when chunk i of the manifest is held and verified.
 	Have Bitfield `cbor:"5,keyasint"`
+	// Shards has bit i set when the responder holds shard set i of a coded
+	// Root, every shard verified (docs/ERASURE.md "Wire additions"); 0 for
+	// a replicated content or none held. Have and Complete keep describing
+	// whole chunks.
+	Shards uint32 `cbor:"6,keyasint,omitempty"`
 }
 
 // ManifestRequest asks for the encoded manifest whose CID is Root.

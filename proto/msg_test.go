@@ -23,6 +23,7 @@ func sampleMsgs(tb testing.TB) []Msg {
 		&HaveResponse{ID: 1, Root: root, NumChunks: 11, Have: have},
 		&HaveResponse{ID: 2, Root: root, Complete: true, NumChunks: 3, Have: Bitfield{0x07}},
 		&HaveResponse{ID: 3, Root: root, Complete: true, NumChunks: 0, Have: Bitfield{}},
+		&HaveResponse{ID: 4, Root: root, NumChunks: 3, Have: Bitfield{0x00}, Shards: 1<<5 | 1},
 		&ManifestRequest{ID: 2, Root: root},
 		&ManifestResponse{ID: 2, Root: root, Data: []byte("manifest")},
 		&BlockRequest{ID: 1 << 40, CID: testCID(tb, block)},

@@ -3,6 +3,7 @@ package proto
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -57,6 +58,24 @@ type PlaceRequest struct {
 	// and Wait false; the responder checks every chunk it cuts from Data at
 	// the manifest's offsets against the manifest, as any fetched chunk.
 	Data Payload `cbor:"5,keyasint"`
+	// Shards, when not 0, asks for shard set i of a coded (version 2)
+	// content instead of a whole copy: exactly bit i is set, i <
+	// MaxShardSets (docs/ERASURE.md "Wire additions"). Manifest MUST then
+	// be present and Data and Wait absent.
+	Shards uint32 `cbor:"6,keyasint,omitempty"`
+}
+
+// MaxShardSets bounds the shard indexes a PlaceRequest or HaveResponse may
+// name: bits 0 to 31 of Shards (chunk.MaxShards).
+const MaxShardSets = 32
+
+// ShardIndex returns the one shard set a PlaceRequest asks for, or -1 when
+// it asks for a whole copy.
+func (m *PlaceRequest) ShardIndex() int {
+	if m.Shards == 0 {
+		return -1
+	}
+	return bits.TrailingZeros32(m.Shards)
 }
 
 // PlaceStart lets a responder that answered Ready start fetching.
@@ -149,6 +168,9 @@ func (m *PlaceRequest) Validate() error {
 	}
 	if len(m.Data) > 0 && (len(m.Manifest) == 0 || m.Wait) {
 		return fmt.Errorf("%w: PlaceRequest data without a manifest, or with wait", ErrInvalid)
+	}
+	if m.Shards != 0 && (bits.OnesCount32(m.Shards) != 1 || len(m.Manifest) == 0 || len(m.Data) > 0 || m.Wait) {
+		return fmt.Errorf("%w: PlaceRequest shards %#x: want one set, with a manifest, without data or wait", ErrInvalid, m.Shards)
 	}
 	return nil
 }

@@ -31,6 +31,31 @@ type WhereResult struct {
 	// Unreachable counts storage members that did not answer; with some
 	// unreachable, the true count may be higher than Copies.
 	Unreachable int `json:"unreachable"`
+	// The fields below describe an erasure-coded content
+	// (docs/ERASURE.md "Visibility"); for it Copies is the happiness h
+	// (distinct members matched to distinct shard sets), CopiesMin the
+	// success threshold and Target k+m, so that Copies >= CopiesMin says
+	// the put's promise holds.
+	Layout  string `json:"layout,omitempty"`  // "erasure"
+	Scheme  string `json:"scheme,omitempty"`  // "4+2"
+	Needed  int    `json:"needed,omitempty"`  // k
+	Success int    `json:"success,omitempty"` // success threshold S
+	Repair  int    `json:"repair,omitempty"`  // repair threshold R
+	// Shards lists each member holding shard sets, and which.
+	Shards []ShardHolder `json:"shards,omitempty"`
+	// Placed counts the distinct sets held.
+	Placed int `json:"placed,omitempty"`
+	// Survives is how many more member losses the content survives now
+	// (h − k); set for coded contents.
+	Survives *int `json:"survives,omitempty"`
+}
+
+// ShardHolder is one member holding shard sets of a coded content.
+type ShardHolder struct {
+	Member string `json:"member"`
+	Peer   string `json:"peer"`
+	Sets   []int  `json:"sets"`
+	State  string `json:"state"` // "live": answered now
 }
 
 // RemoveRequest asks for the removal of a content from every member.
@@ -66,6 +91,11 @@ type ReplicationStatus struct {
 	LastRound string   `json:"last_round,omitempty"` // RFC 3339
 	// Problem is a one-line warning, e.g. when no member has room.
 	Problem string `json:"problem,omitempty"`
+	// Coded counts the erasure-coded contents held here (whole or a shard
+	// set), and Survives counts them by how many more member losses each
+	// survives ("-1", "0", "1", …; docs/ERASURE.md "Visibility").
+	Coded    int            `json:"coded,omitempty"`
+	Survives map[string]int `json:"survives,omitempty"`
 }
 
 // Where asks the daemon which storage members hold a verified full copy of cid.

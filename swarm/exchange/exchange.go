@@ -82,6 +82,8 @@ type Exchange struct {
 	corrupt atomic.Bool
 	// gate, when set, may refuse a BlockRequest with Busy (SetServeGate).
 	gate atomic.Pointer[ServeGate]
+	// coded serves shards of coded contents by coding on demand (ServeCoded).
+	coded codedServer
 
 	slot  *p2pstream.Slot // the exchange protocol of the adopted swarm
 	tasks *owner.Group    // the streams served, owned by Run

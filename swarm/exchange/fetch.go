@@ -149,6 +149,16 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, progress func(FetchP
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", root, err)
 	}
+	if m.Coded() && len(missing) > 0 && pid != "" {
+		if cands == nil {
+			cands = x.holders(ctx, root)
+		}
+		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress)
+		if !errors.Is(err, errNoShards) {
+			return err
+		}
+		first, cands = nil, nil // whole copies only: fetch their chunks
+	}
 	f := x.newFetch(root, pid, m, missing, progress)
 	f.mu.Lock()
 	p, seq := f.snapshot()

@@ -173,7 +173,11 @@ func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
 			bf.Set(i)
 		}
 	}
-	return &proto.HaveResponse{ID: m.ID, Root: m.Root, Complete: len(missing) == 0, NumChunks: uint32(len(man.Chunks)), Have: bf}
+	resp := &proto.HaveResponse{ID: m.ID, Root: m.Root, Complete: len(missing) == 0, NumChunks: uint32(len(man.Chunks)), Have: bf}
+	if man.Coded() {
+		resp.Shards = sv.x.heldShardMask(ctx, m.Root)
+	}
+	return resp
 }
 
 func (sv *server) manifest(ctx context.Context, m *proto.ManifestRequest) proto.Msg {
@@ -205,6 +209,11 @@ func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, 
 		return nil, ctx.Err()
 	}
 	data, err := sv.x.store.GetChunkInto(ctx, m.CID, buf)
+	if errors.Is(err, chunk.ErrNotFound) {
+		if coded, ok := sv.x.codedShard(ctx, m.CID); ok {
+			data, err = coded, nil
+		}
+	}
 	if err != nil {
 		sv.bufs <- buf
 		return sv.errResp(m.ID, err), nil

@@ -81,6 +81,9 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 	}
 	// From here the repair round must not resume this content itself.
 	defer r.busyFetching(m.Root)()
+	if m.Shards != 0 {
+		return r.serveShards(ctx, s, c, from, m)
+	}
 	if len(m.Data) > 0 {
 		return r.serveInline(ctx, s, c, m)
 	}

@@ -465,6 +465,9 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	if err != nil {
 		return 0, fmt.Errorf("seeding %s: %w", root, err)
 	}
+	if m.Coded() {
+		return r.seedCoded(ctx, pl, root, m, progress)
+	}
 	skip := map[peer.ID]bool{pl.self: true}
 	var holders []peer.ID
 	if pl.storage {

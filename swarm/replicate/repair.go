@@ -28,10 +28,14 @@ func (r *Replicator) round(ctx context.Context) {
 		r.log.Warn("repair: listing contents", "err", err)
 		return
 	}
-	var held []cid.Cid
+	var held, coded []cid.Cid
 	for _, root := range roots {
 		if r.tombs.removed(root) {
 			r.dropRemoved(ctx, root)
+			continue
+		}
+		if r.codedRoot(ctx, root) {
+			coded = append(coded, root)
 			continue
 		}
 		if r.complete(ctx, root) {
@@ -41,6 +45,7 @@ func (r *Replicator) round(ctx context.Context) {
 		}
 	}
 	sum := Summary{Contents: len(held), LastRound: start}
+	sum.Coded, sum.Survives = r.countCoded(ctx, coded)
 	if len(held) == 0 {
 		r.setSummary(sum)
 		return

@@ -146,6 +146,11 @@ type Summary struct {
 	NoRoom      int       // for which no storage member had room
 	Removed     int       // removal records held
 	LastRound   time.Time // zero before the first round
+
+	// Coded counts the coded contents held here (whole or a shard set) and
+	// Survives counts them by how many more member losses they survive.
+	Coded    int
+	Survives map[int]int
 }
 
 // Summary returns the state as of the last repair round.

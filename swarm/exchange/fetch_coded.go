@@ -1,0 +1,360 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/annex-swarm/annex-swarm/chunk"
+)
+
+// The get of a coded content (docs/ERASURE.md "Get"): ask the holders which
+// shard sets they hold, pull shard set i of the missing chunks from k
+// holders at once (data sets first, so that nothing is decoded when they
+// all answer), verify each shard, decode a chunk as soon as k of its shards
+// are in, verify it against its CID and store it. A holder that fails or
+// lies is replaced by the holder of another set for the chunks left.
+
+// codedAhead bounds how far (in chunks) a fast set may run ahead of the
+// first chunk not decoded yet, which bounds the shards kept in memory.
+const codedAhead = 16
+
+// errNoShards says that no holder answered with shard sets: the content is
+// fetched chunk by chunk from holders of whole copies instead.
+var errNoShards = errors.New("no holder of shard sets")
+
+// codedFetch is the state of one coded get.
+type codedFetch struct {
+	x        *Exchange
+	pid      protocol.ID
+	m        *chunk.Manifest
+	k, n     int
+	progress func(FetchProgress)
+
+	mu      sync.Mutex
+	wake    *sync.Cond
+	slots   []*codedSlot // the distinct chunks missing, in manifest order
+	low     int          // first slot not decoded
+	left    int
+	prog    FetchProgress
+	failed  error // a decoded chunk that would not store: the fetch fails
+	running int   // sessions running
+}
+
+type codedSlot struct {
+	ref    chunk.ChunkRef
+	shards [][]byte
+	have   int
+	done   bool
+}
+
+// fetchCoded fetches the missing chunks of the coded content m. first and
+// cands are the candidate holders; errNoShards when none holds a set.
+func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid, m *chunk.Manifest, missing []chunk.ChunkRef, first []peer.ID, cands <-chan peer.ID, progress func(FetchProgress)) error {
+	k, n := m.Layout.K, m.Layout.K+m.Layout.M
+	sets, whole := x.findSets(ctx, pid, root, k, n, first, cands)
+	found := 0
+	for _, hs := range sets {
+		if len(hs) > 0 {
+			found++
+		}
+	}
+	if found == 0 || (found < k && whole) {
+		return errNoShards // a whole copy serves chunks as a replicated content
+	}
+	if found < k {
+		return fmt.Errorf("fetching %s: %d of the %d shard sets needed have a reachable holder: %w", root, found, k, ErrNoHolder)
+	}
+	f := &codedFetch{x: x, pid: pid, m: m, k: k, n: n, progress: progress}
+	f.wake = sync.NewCond(&f.mu)
+	seen := map[string]bool{}
+	var missingBytes int64
+	for _, r := range missing {
+		if key := r.CID.KeyString(); !seen[key] {
+			seen[key] = true
+			f.slots = append(f.slots, &codedSlot{ref: r, shards: make([][]byte, n)})
+			missingBytes += int64(r.Length)
+		}
+	}
+	f.left = len(f.slots)
+	f.prog = FetchProgress{Total: m.Size, Bytes: m.Size - missingBytes, Resumed: m.Size - missingBytes, Sources: map[string]int64{}}
+	if f.left == 0 {
+		return nil
+	}
+	// Sets in the order they are tried: data sets first, then parity; each
+	// with its holders.
+	type try struct {
+		set int
+		p   peer.ID
+	}
+	var queue []try
+	for i := range n {
+		for _, p := range sets[i] {
+			queue = append(queue, try{i, p})
+		}
+	}
+	ended := make(chan sessionEnd, n)
+	active := map[int]bool{}
+	liars := map[peer.ID]bool{}
+	start := func() bool {
+		for len(queue) > 0 {
+			t := queue[0]
+			queue = queue[1:]
+			if active[t.set] || liars[t.p] {
+				continue
+			}
+			active[t.set] = true
+			f.mu.Lock()
+			f.running++
+			f.mu.Unlock()
+			go func() {
+				err := f.session(ctx, t.set, t.p)
+				f.mu.Lock()
+				f.running--
+				f.wake.Broadcast()
+				f.mu.Unlock()
+				if errors.Is(err, ErrLiar) {
+					err = fmt.Errorf("%w [%s]", err, t.p)
+				}
+				ended <- sessionEnd{set: t.set, p: t.p, err: err}
+			}()
+			return true
+		}
+		return false
+	}
+	for range k {
+		if !start() {
+			break
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		f.mu.Lock()
+		f.wake.Broadcast()
+		f.mu.Unlock()
+	})
+	defer stop()
+	var lastErr error
+	for {
+		f.mu.Lock()
+		left, failed, running := f.left, f.failed, f.running
+		f.mu.Unlock()
+		if failed != nil {
+			return failed
+		}
+		if left == 0 {
+			return nil
+		}
+		if running == 0 && len(queue) == 0 {
+			return fmt.Errorf("fetching %s: %d chunks left and no holder of a shard set left (last: %v): %w", root, left, lastErr, ErrNoHolder)
+		}
+		select {
+		case e := <-ended:
+			end := e
+			active[end.set] = false
+			if end.err != nil {
+				lastErr = end.err
+				x.log.Info("shard source lost; trying another set", "root", root, "set", end.set, "peer", end.p, "err", end.err)
+				if errors.Is(end.err, ErrLiar) {
+					liars[end.p] = true
+				}
+				start()
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("fetching %s: %w", root, ctx.Err())
+		}
+	}
+}
+
+// sessionEnd is how one set's session ended.
+type sessionEnd struct {
+	set int
+	p   peer.ID
+	err error
+}
+
+// session pulls set i of the chunks not yet decoded from p.
+func (f *codedFetch) session(ctx context.Context, i int, p peer.ID) error {
+	f.mu.Lock()
+	var idx []int
+	var ids []cid.Cid
+	for j := f.low; j < len(f.slots); j++ {
+		if s := f.slots[j]; !s.done && s.shards[i] == nil {
+			idx = append(idx, j)
+			ids = append(ids, s.ref.Shards[i])
+		}
+	}
+	f.mu.Unlock()
+	return f.x.pullShards(ctx, f.pid, p, ids, func(q int, data []byte) error {
+		j := idx[q]
+		f.mu.Lock()
+		for j >= f.low+codedAhead && f.failed == nil && ctx.Err() == nil {
+			f.wake.Wait()
+		}
+		if f.failed != nil || ctx.Err() != nil {
+			f.mu.Unlock()
+			return fmt.Errorf("fetch ended: %w", context.Canceled)
+		}
+		s := f.slots[j]
+		if s.done || s.shards[i] != nil {
+			f.mu.Unlock()
+			return nil
+		}
+		s.shards[i] = append([]byte(nil), data...)
+		s.have++
+		f.prog.Sources[p.String()] += int64(len(data))
+		if s.have < f.k {
+			f.mu.Unlock()
+			return nil
+		}
+		s.done = true
+		shards := s.shards
+		s.shards = nil
+		f.mu.Unlock()
+		return f.decode(ctx, s.ref, shards)
+	})
+}
+
+// decode rebuilds and stores one chunk; a failure ends the fetch.
+func (f *codedFetch) decode(ctx context.Context, ref chunk.ChunkRef, shards [][]byte) error {
+	data, err := chunk.DecodeChunk(ref, shards, f.k, f.n-f.k)
+	if err == nil {
+		err = f.x.store.PutChunks(ctx, []chunk.ChunkData{{CID: ref.CID, Data: data}})[0]
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		if f.failed == nil {
+			f.failed = fmt.Errorf("storing chunk %s: %w", ref.CID, err)
+		}
+		f.wake.Broadcast()
+		return err
+	}
+	f.left--
+	for f.low < len(f.slots) && f.slots[f.low].done {
+		f.low++
+	}
+	f.prog.Bytes += int64(ref.Length) * int64(f.count(ref.CID))
+	f.wake.Broadcast()
+	if f.progress != nil {
+		p := f.prog
+		p.Sources = make(map[string]int64, len(f.prog.Sources))
+		for k, v := range f.prog.Sources {
+			p.Sources[k] = v
+		}
+		f.progress(p)
+	}
+	return nil
+}
+
+// count is how many times the manifest lists chunk id.
+func (f *codedFetch) count(id cid.Cid) int {
+	n := 0
+	for _, c := range f.m.Chunks {
+		if c.CID.Equals(id) {
+			n++
+		}
+	}
+	return n
+}
+
+// findSets asks the candidates which shard sets they hold and returns the
+// holders of each set, and whether some candidate holds every chunk. It stops waiting once every data set has a holder
+// or the candidates are exhausted, bounded by FindTimeout.
+func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, k, n int, first []peer.ID, cands <-chan peer.ID) (sets [][]peer.ID, whole bool) {
+	ctx, cancel := context.WithTimeout(ctx, x.fetchOpts.FindTimeout)
+	defer cancel()
+	type answer struct {
+		p        peer.ID
+		mask     uint32
+		complete bool
+	}
+	answers := make(chan answer)
+	var wg sync.WaitGroup
+	ask := func(p peer.ID) {
+		wg.Go(func() {
+			mask, complete, err := x.askShards(ctx, pid, p, root)
+			if err != nil {
+				x.log.Debug("asking for shard sets", "peer", p, "err", err)
+			}
+			select {
+			case answers <- answer{p, mask, complete}:
+			case <-ctx.Done():
+			}
+		})
+	}
+	for _, p := range first {
+		ask(p)
+	}
+	asked := len(first)
+	sets = make([][]peer.ID, n)
+	dataCovered := func() bool {
+		for i := range k {
+			if len(sets[i]) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	got := 0
+	for cands != nil || got < asked {
+		if dataCovered() {
+			break
+		}
+		select {
+		case p, ok := <-cands:
+			if !ok {
+				cands = nil
+				continue
+			}
+			ask(p)
+			asked++
+		case a := <-answers:
+			got++
+			whole = whole || a.complete
+			for i := range n {
+				if a.mask&(1<<i) != 0 {
+					sets[i] = append(sets[i], a.p)
+				}
+			}
+		case <-ctx.Done():
+			cancel()
+			go func() { wg.Wait(); close(answers) }()
+			for range answers {
+			}
+			return sets, whole
+		}
+	}
+	// Answers still coming add holders of parity sets for the failover,
+	// up to a short wait.
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for got < asked {
+		select {
+		case a := <-answers:
+			got++
+			whole = whole || a.complete
+			for i := range n {
+				if a.mask&(1<<i) != 0 {
+					sets[i] = append(sets[i], a.p)
+				}
+			}
+			continue
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		break
+	}
+	cancel()
+	go func() { wg.Wait(); close(answers) }()
+	go func() {
+		for range answers {
+		}
+	}()
+	return sets, whole
+}
