@@ -59,38 +59,53 @@ func (r *Replicator) setSummary(s Summary) {
 }
 
 // check counts the copies of one content (decide.go says what to do) and
-// acts: places anew when below `copies` (if this member is the one to act),
-// trims its own copy when above.
+// acts: queues a placement when below `copies` (if this member is the one
+// to act), trims its own copy when above.
+//
+// A storage member's answer for the content is one of three: it holds a
+// full copy, it answered that it does not, or unknown (it was not asked, or
+// it did not answer in time). While an alive member's answer is unknown
+// nothing is placed: a content is placed again only after the members that
+// might hold it answered that they do not. A member that is not alive is
+// gone; it still counts for repair_after after it went away when it held
+// the content at the last round, or when this member knows nothing of the
+// content yet (new here, or everything after a restart).
 func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, sum *Summary) {
 	k := root.KeyString()
+	now := time.Now()
 	var live []peer.ID
 	if pl.storage {
 		live = append(live, pl.self)
 	}
 	skip := map[peer.ID]bool{pl.self: true}
-	for p, st := range states {
-		switch st[k] {
-		case haveComplete:
-			live = append(live, p)
-			skip[p] = true
-		}
-	}
 	r.mu.Lock()
-	prev := r.known[k]
+	prev, seenBefore := r.known[k]
 	next := map[peer.ID]bool{}
-	for _, p := range live {
-		next[p] = true
-	}
-	// A holder that went away less than repair_after ago still counts.
-	grace := 0
-	for p := range prev {
-		if _, failed := r.gone[p]; next[p] || !pl.isStorage(p) || (r.connected(p) && !failed) {
-			continue // a holder, or answered without holding it
+	grace, unknown := 0, 0
+	for _, p := range pl.storagePeers() {
+		if st, answered := states[p][k]; answered {
+			if st == haveComplete {
+				live = append(live, p)
+				next[p] = true
+				skip[p] = true
+			}
+			continue
 		}
-		if r.inGrace(p, pl.grace) {
+		skip[p] = true
+		alive, since := r.members.Alive(p)
+		if alive {
+			unknown++
+			if prev[p] {
+				next[p] = true // still believed to hold it
+			}
+			continue
+		}
+		if since.IsZero() || since.Before(r.started) {
+			since = r.started
+		}
+		if (prev[p] || !seenBefore) && now.Sub(since) < pl.grace {
 			grace++
-			next[p] = true
-			skip[p] = true
+			next[p] = true // counted until its grace ends
 		}
 	}
 	r.known[k] = next
@@ -103,7 +118,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	over, fetching := r.over[k], r.fetching[k] > 0
 	r.mu.Unlock()
 
-	v := decide(pl, r.every, root, seen{live: live, grace: grace, pending: npending, fetching: fetching, overSince: over}, time.Now())
+	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over}, now)
 	switch v.level {
 	case belowMin:
 		sum.BelowMin++
@@ -112,6 +127,9 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		sum.BelowTarget++
 	default:
 		sum.AtTarget++
+	}
+	if unknown > 0 {
+		sum.Unknown++
 	}
 	if npending > 0 {
 		sum.InRepair++
@@ -131,10 +149,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	r.mu.Unlock()
 	switch {
 	case v.place > 0:
-		r.log.Info("content below target; placing", "cid", root, "copies", len(live)+grace, "target", pl.copies, "placing", v.place, "in_grace", grace)
-		r.background(ctx, func(ctx context.Context) {
-			r.place(ctx, pl, root, v.place, skip, live, false, newPlacement())
-		})
+		r.queue.push(&job{pl: pl, root: root, key: k, level: v.level, copies: len(live) + grace, need: v.place, skip: skip, live: live})
 	case v.trim:
 		if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
 			r.log.Warn("trimming an extra copy", "cid", root, "err", err)
