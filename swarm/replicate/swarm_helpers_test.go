@@ -199,4 +199,3 @@ func (nd *node) holds(root cid.Cid) bool {
 	missing, err := nd.store.Missing(context.Background(), root)
 	return err == nil && len(missing) == 0
 }
-
