@@ -46,14 +46,22 @@ type RemoveResult struct {
 // ReplicationStatus summarises the replication of the contents this member
 // holds, as of its last repair round.
 type ReplicationStatus struct {
-	Contents    int    `json:"contents"`
-	AtTarget    int    `json:"at_target"`
-	BelowTarget int    `json:"below_target"`
-	BelowMin    int    `json:"below_copies_min"`
-	InRepair    int    `json:"in_repair"`
-	NoRoom      int    `json:"no_room"`
-	Removed     int    `json:"removed"`
-	LastRound   string `json:"last_round,omitempty"` // RFC 3339
+	Contents    int `json:"contents"`
+	AtTarget    int `json:"at_target"`
+	BelowTarget int `json:"below_target"`
+	BelowMin    int `json:"below_copies_min"`
+	InRepair    int `json:"in_repair"`
+	NoRoom      int `json:"no_room"`
+	Removed     int `json:"removed"`
+	// Unknown counts contents an alive member did not answer for at the
+	// last round (nothing is placed for them until it does).
+	Unknown int `json:"unknown"`
+	// Queued and Placing are the repair placements waiting and running
+	// now; Placements counts those started since the daemon started.
+	Queued     int    `json:"placements_queued"`
+	Placing    int    `json:"placements_running"`
+	Placements uint64 `json:"placements_started"`
+	LastRound  string `json:"last_round,omitempty"` // RFC 3339
 	// Problem is a one-line warning, e.g. when no member has room.
 	Problem string `json:"problem,omitempty"`
 }
