@@ -145,7 +145,7 @@ func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	out := &client.ReplicationStatus{
 		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
 		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed,
-		Unknown: s.Unknown, Queued: s.Queued, Placing: s.Placing, Placements: s.Placements,
+		Unknown: s.Unknown, Checked: s.Checked, Queued: s.Queued, Placing: s.Placing, Placements: s.Placements,
 	}
 	if !s.LastRound.IsZero() {
 		out.LastRound = s.LastRound.UTC().Format(time.RFC3339)

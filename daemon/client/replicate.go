@@ -56,6 +56,9 @@ type ReplicationStatus struct {
 	// Unknown counts contents an alive member did not answer for at the
 	// last round (nothing is placed for them until it does).
 	Unknown int `json:"unknown"`
+	// Checked counts the contents surveyed at the last round (the others
+	// were settled and not due).
+	Checked int `json:"checked_last_round"`
 	// Queued and Placing are the repair placements waiting and running
 	// now; Placements counts those started since the daemon started.
 	Queued     int    `json:"placements_queued"`

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -13,9 +14,28 @@ import (
 
 // The repair round (docs/REPLICATION.md "Repair"): counting and acting.
 
-// round is one repair round: spread removal records, apply them, survey the
-// members about every content held here, and act where this member is the
-// one to (docs/REPLICATION.md "Repair").
+// DefaultRecheck is the period over which every settled content is
+// surveyed again: a round surveys the contents due and a rotating slice of
+// the others (docs/REPLICATION.md "Repair").
+const DefaultRecheck = 10 * time.Minute
+
+// knownState is what the last check of a content found.
+type knownState struct {
+	holders map[peer.ID]bool // storage members (not this one) counted as holders
+	level   level
+	// settled says the content was at target with every answer in, nothing
+	// in grace, in flight, over target or short of room: it is surveyed
+	// again only in its slice of the recheck period, or when a holder is
+	// no longer alive.
+	settled bool
+}
+
+// round is one repair round: spread removal records, apply them, and check
+// the contents due (docs/REPLICATION.md "Repair"): those new here, those
+// not settled at their last check, those with a holder no longer alive,
+// and the slice of the others whose turn it is. Its work is proportional
+// to what changed and to the slice, not to the whole store; only the
+// listing of the store and a walk over the known states are not.
 func (r *Replicator) round(ctx context.Context) {
 	pl, ok := r.currentPolicy()
 	if !ok {
@@ -28,28 +48,83 @@ func (r *Replicator) round(ctx context.Context) {
 		r.log.Warn("repair: listing contents", "err", err)
 		return
 	}
-	var held []cid.Cid
+	down := map[peer.ID]bool{}
+	for _, p := range pl.storagePeers() {
+		if alive, _ := r.members.Alive(p); !alive {
+			down[p] = true
+		}
+	}
+	r.mu.Lock()
+	r.roundNo++
+	turn := r.roundNo % r.slices
+	r.mu.Unlock()
+	sum := Summary{LastRound: start}
+	var due []cid.Cid
 	for _, root := range roots {
 		if r.tombs.removed(root) {
 			r.dropRemoved(ctx, root)
 			continue
 		}
+		if st, ok := r.steady(root, turn, down); ok {
+			sum.Contents++
+			sum.count(st)
+			continue
+		}
 		if r.complete(ctx, root) {
-			held = append(held, root)
+			due = append(due, root)
 		} else if pl.storage {
 			r.resume(ctx, root)
 		}
 	}
-	sum := Summary{Contents: len(held), LastRound: start}
-	if len(held) == 0 {
-		r.setSummary(sum)
-		return
-	}
-	states := r.survey(ctx, pl, held)
-	for _, root := range held {
-		r.check(ctx, pl, root, states, &sum)
+	sum.Contents += len(due)
+	sum.Checked = len(due)
+	if len(due) > 0 {
+		states := r.survey(ctx, pl, due)
+		for _, root := range due {
+			r.check(ctx, pl, root, states, &sum)
+		}
 	}
 	r.setSummary(sum)
+}
+
+// steady returns the level of root when it is not due for a check this
+// round: known and settled, no holder down, and not its turn.
+func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (level, bool) {
+	r.mu.Lock()
+	st, ok := r.known[root.KeyString()]
+	r.mu.Unlock()
+	if !ok || !st.settled || slice(root, r.slices) == turn {
+		return 0, false
+	}
+	for p := range down {
+		if st.holders[p] {
+			return 0, false
+		}
+	}
+	return st.level, true
+}
+
+// slice is root's turn among n: the last 8 bytes of its digest, which are
+// uniform over contents.
+func slice(root cid.Cid, n uint64) uint64 {
+	b := root.Bytes()
+	if len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[len(b)-8:]) % n
+}
+
+// count adds a content at level l to the summary.
+func (s *Summary) count(l level) {
+	switch l {
+	case belowMin:
+		s.BelowMin++
+		s.BelowTarget++
+	case belowTarget:
+		s.BelowTarget++
+	default:
+		s.AtTarget++
+	}
 }
 
 func (r *Replicator) setSummary(s Summary) {
@@ -79,7 +154,11 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	}
 	skip := map[peer.ID]bool{pl.self: true}
 	r.mu.Lock()
-	prev, seenBefore := r.known[k]
+	var prev map[peer.ID]bool
+	old, seenBefore := r.known[k]
+	if seenBefore {
+		prev = old.holders
+	}
 	next := map[peer.ID]bool{}
 	grace, unknown := 0, 0
 	for _, p := range pl.storagePeers() {
@@ -108,7 +187,6 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 			next[p] = true // counted until its grace ends
 		}
 	}
-	r.known[k] = next
 	pending := r.pending[k]
 	npending := len(pending)
 	for p := range pending {
@@ -119,15 +197,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	r.mu.Unlock()
 
 	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over}, now)
-	switch v.level {
-	case belowMin:
-		sum.BelowMin++
-		sum.BelowTarget++
-	case belowTarget:
-		sum.BelowTarget++
-	default:
-		sum.AtTarget++
-	}
+	sum.count(v.level)
 	if unknown > 0 {
 		sum.Unknown++
 	}
@@ -143,6 +213,9 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	} else {
 		r.over[k] = v.overSince
 	}
+	settled := v.level == atTarget && unknown == 0 && grace == 0 && npending == 0 && !noRoom &&
+		!fetching && v.overSince.IsZero() && v.place == 0 && !v.trim
+	r.known[k] = &knownState{holders: next, level: v.level, settled: settled}
 	if v.trim {
 		delete(r.known, k)
 	}

@@ -127,3 +127,48 @@ func TestGraceAfterRestart(t *testing.T) {
 		t.Fatalf("repair started %s after start, before repair_after (%s)", time.Since(t0), grace)
 	}
 }
+
+// A round checks what is due, not the whole store: once every content is
+// settled, a round surveys only its slice of the recheck period; when a
+// holder is no longer alive, every content it held is checked at once.
+func TestRoundChecksOnlyWhatIsDue(t *testing.T) {
+	const n, slices = 60, 10
+	interval := 100 * time.Millisecond
+	nodes := testSwarm(t, swarmConfig{n: 3, interval: interval, recheck: slices * interval,
+		rep: rules.Replication{Copies: 3, CopiesMin: 2, RepairAfter: time.Hour}})
+	a, down := nodes[0], nodes[2]
+	putAll(t, n, nodes...)
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	connectAll(t, nodes)
+	swarmtest.WaitFor(t, 20*time.Second, "every content settled", func() bool {
+		s := a.r.Summary()
+		return s.AtTarget == n && s.Checked < n/2
+	})
+	checked := 0
+	for range slices {
+		a.rounds(t, 1, 10*time.Second)
+		s := a.r.Summary()
+		if s.Contents != n || s.AtTarget != n {
+			t.Fatalf("a settled round lost count: %+v", s)
+		}
+		checked += s.Checked
+	}
+	// Each content once per recheck period, give or take the rounds that
+	// straddle the window.
+	if checked < n/2 || checked > 2*n {
+		t.Fatalf("%d checks in one recheck period of %d settled contents, want about %d", checked, n, n)
+	}
+
+	down.stopNode()
+	if err := down.h.Host.Close(); err != nil {
+		t.Fatal(err)
+	}
+	swarmtest.WaitFor(t, 20*time.Second, "every content of the member gone checked in one round", func() bool {
+		return a.r.Summary().Checked == n
+	})
+	if s := a.r.Summary(); s.Placements != 0 || s.AtTarget != n {
+		t.Fatalf("a holder gone within repair_after: %+v", s)
+	}
+}

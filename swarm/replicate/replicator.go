@@ -94,6 +94,9 @@ type Options struct {
 	// PlaceQueue bounds the contents waiting for a repair placement;
 	// DefaultPlaceQueue when zero.
 	PlaceQueue int
+	// Recheck is the period over which every settled content is surveyed
+	// again (repair.go); DefaultRecheck when zero.
+	Recheck time.Duration
 	// SurveyPage and SurveyPageTimeout set the paging of surveys
 	// (survey.go); surveyPage and surveyPageTimeout when zero.
 	SurveyPage        int
@@ -128,14 +131,16 @@ type Replicator struct {
 	tasks   *owner.Group // background work: placements, resumes, announcements, served streams
 	started time.Time    // members never seen count as gone since then
 	queue   *placeQueue
-	workers int // placement workers
+	workers int    // placement workers
+	slices  uint64 // a settled content is rechecked every slices rounds
 
 	pageSize    int           // roots per survey page
 	pageTimeout time.Duration // bound of one survey page
 
 	mu       sync.Mutex
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
-	known    map[string]map[peer.ID]bool // root → complete holders at the last round
+	known    map[string]*knownState      // root → what the last check of it found
+	roundNo  uint64                      // repair rounds run
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
 	fetching map[string]int              // roots being fetched here (placements, resumes)
@@ -155,6 +160,7 @@ type Summary struct {
 	InRepair    int       // with a placement in flight from here
 	NoRoom      int       // for which no storage member had room
 	Unknown     int       // with an alive storage member that did not answer
+	Checked     int       // checked (surveyed) in the last round; the others were settled
 	Queued      int       // waiting in the placement queue (now)
 	Placing     int       // repair placements running (now)
 	Placements  uint64    // repair placements started since start
@@ -194,6 +200,9 @@ func New(o Options) *Replicator {
 	if o.PlaceQueue <= 0 {
 		o.PlaceQueue = DefaultPlaceQueue
 	}
+	if o.Recheck <= 0 {
+		o.Recheck = DefaultRecheck
+	}
 	if o.SurveyPage <= 0 {
 		o.SurveyPage = surveyPage
 	}
@@ -205,8 +214,8 @@ func New(o Options) *Replicator {
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
 		slots: make(chan struct{}, o.PlaceFetches), load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
-		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
-		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
+		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
+		known: map[string]*knownState{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
 		tombs: newRemovals(),

@@ -191,12 +191,18 @@ func (r *Replicator) KnownHolders(root cid.Cid) (h Holders, ok bool) {
 	}
 	r.mu.Lock()
 	known, ok := r.known[root.KeyString()]
+	var holders []peer.ID
+	if ok {
+		for p := range known.holders {
+			holders = append(holders, p)
+		}
+	}
 	r.mu.Unlock()
 	if !ok {
 		return Holders{}, false
 	}
 	h = Holders{Root: root, Target: pl.copies, Min: pl.min}
-	for p := range known {
+	for _, p := range holders {
 		h.Holders = append(h.Holders, p)
 	}
 	rank(root, h.Holders)

@@ -47,6 +47,7 @@ type swarmConfig struct {
 	page        int
 	pageTimeout time.Duration
 	placements  int
+	recheck     time.Duration
 }
 
 // testSwarm makes cfg.n members of a new swarm; none runs yet (start).
@@ -91,7 +92,7 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 			return nil
 		}})
 		nd.r = New(Options{Host: h.Host, Store: st, Exchange: nd.x, Members: nd.m, Logger: log,
-			Interval: cfg.interval, SurveyPage: cfg.page, SurveyPageTimeout: cfg.pageTimeout, Placements: cfg.placements})
+			Interval: cfg.interval, SurveyPage: cfg.page, SurveyPageTimeout: cfg.pageTimeout, Placements: cfg.placements, Recheck: cfg.recheck})
 		nd.m.OnAdopt(func(d *rules.Definition) {
 			id := ""
 			if d != nil {
