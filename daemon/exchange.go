@@ -46,18 +46,29 @@ func (d *Daemon) announcedPath() string { return filepath.Join(d.home.Dir, "anno
 
 // lastAnnounced reads announcedPath; zero when it does not exist.
 func (d *Daemon) lastAnnounced() (time.Time, error) {
-	b, err := readBounded(d.announcedPath(), 64)
+	b, err := readBounded(d.announcedPath(), maxAnnounced)
 	if errors.Is(err, fs.ErrNotExist) {
 		return time.Time{}, nil
 	}
 	if err != nil {
 		return time.Time{}, err
 	}
-	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	t, err := parseAnnounced(b)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading %s: %w", d.announcedPath(), err)
 	}
 	return t, nil
+}
+
+// maxAnnounced bounds the announced file: one RFC 3339 line.
+const maxAnnounced = 64
+
+// parseAnnounced reads the announced file's content: one RFC 3339 time.
+func parseAnnounced(b []byte) (time.Time, error) {
+	if len(b) > maxAnnounced {
+		return time.Time{}, fmt.Errorf("announced time of %d bytes, over %d", len(b), maxAnnounced)
+	}
+	return time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
 }
 
 // otherMembers lists the members of the adopted definition but this host.
