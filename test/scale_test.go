@@ -89,8 +89,8 @@ func TestScale(t *testing.T) {
 		after := placements(nodes)
 		for i, a := range nodes {
 			perMin := (cpu1[i] - cpu0[i]).Seconds() / idle.Minutes()
-			t.Logf("%s: %s idle CPU %.2f s/min (%.2f %% of a core), RSS %d MiB, placements %d",
-				what, a.Name, perMin, perMin/60*100, rssMiB(t, a), after[i]-before[i])
+			t.Logf("%s: %s (pid %d) idle CPU %v in %v = %.2f s/min (%.2f %% of a core), RSS %d MiB, placements %d",
+				what, a.Name, a.Pid(), cpu1[i]-cpu0[i], idle, perMin, perMin/60*100, rssMiB(t, a), after[i]-before[i])
 		}
 		st, wh := latencies(t, nodes[0], root)
 		t.Logf("%s: status median %v (max %v), where median %v (max %v)", what, st[len(st)/2], st[len(st)-1], wh[len(wh)/2], wh[len(wh)-1])
