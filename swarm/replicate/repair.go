@@ -22,6 +22,7 @@ const DefaultRecheck = 10 * time.Minute
 // knownState is what the last check of a content found.
 type knownState struct {
 	holders map[peer.ID]bool // storage members (not this one) counted as holders
+	first   time.Time        // when this member first checked it
 	level   level
 	// settled says the content was at target with every answer in, nothing
 	// in grace, in flight, over target or short of room: it is surveyed
@@ -155,17 +156,24 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	skip := map[peer.ID]bool{pl.self: true}
 	r.mu.Lock()
 	var prev map[peer.ID]bool
-	old, seenBefore := r.known[k]
-	if seenBefore {
-		prev = old.holders
+	first := now
+	if old, ok := r.known[k]; ok {
+		prev, first = old.holders, old.first
 	}
+	// New here (put lately, or everything after a restart): placements
+	// of it may be under way from elsewhere.
+	fresh := now.Sub(first) < pl.grace
 	next := map[peer.ID]bool{}
 	grace, unknown := 0, 0
 	for _, p := range pl.storagePeers() {
 		if st, answered := states[p][k]; answered {
-			if st == haveComplete {
+			switch {
+			case st == haveComplete:
 				live = append(live, p)
 				next[p] = true
+				skip[p] = true
+			case st == havePartial && fresh:
+				grace++ // being filled by the placement that made it new
 				skip[p] = true
 			}
 			continue
@@ -182,7 +190,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		if since.IsZero() || since.Before(r.started) {
 			since = r.started
 		}
-		if (prev[p] || !seenBefore) && now.Sub(since) < pl.grace {
+		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
 			grace++
 			next[p] = true // counted until its grace ends
 		}
@@ -215,7 +223,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	}
 	settled := v.level == atTarget && unknown == 0 && grace == 0 && npending == 0 && !noRoom &&
 		!fetching && v.overSince.IsZero() && v.place == 0 && !v.trim
-	r.known[k] = &knownState{holders: next, level: v.level, settled: settled}
+	r.known[k] = &knownState{holders: next, level: v.level, settled: settled, first: first}
 	if v.trim {
 		delete(r.known, k)
 	}
