@@ -33,6 +33,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", d.track(d.handleStatus))
 	mux.HandleFunc("POST /v1/fsck", d.track(d.handleFsck))
 	mux.HandleFunc("POST /v1/put", d.track(d.handlePut))
+	mux.HandleFunc("POST /v1/putmany", d.track(d.handlePutMany))
 	mux.HandleFunc("POST /v1/get", d.track(d.handleGet))
 	mux.HandleFunc("POST /v1/join", d.track(d.handleJoin))
 	mux.HandleFunc("POST /v1/rules", d.track(d.handlePushRules))
@@ -255,12 +256,13 @@ func newStream(w http.ResponseWriter) *stream {
 }
 
 // progress sends a progress event, at most one per progressEvery, and always
-// the final one (Bytes == Total).
+// the final one (Bytes == Total, or Files == FilesTotal).
 func (s *stream) progress(p client.Progress) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	if now.Sub(s.last) < progressEvery && (p.Total == 0 || p.Bytes < p.Total) {
+	final := (p.Total > 0 && p.Bytes >= p.Total) || (p.FilesTotal > 0 && p.Files >= p.FilesTotal)
+	if now.Sub(s.last) < progressEvery && !final {
 		return
 	}
 	s.last = now

@@ -1,6 +1,13 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"time"
+
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -23,10 +30,45 @@ func (d *Daemon) newExchange() *exchange.Exchange {
 			}
 			return nil
 		},
-		Members:  d.otherMembers,
-		Sent:     &d.bytesSent,
-		Received: &d.bytesReceived,
+		Members:       d.otherMembers,
+		Sent:          &d.bytesSent,
+		Received:      &d.bytesReceived,
+		LastAnnounced: d.lastAnnounced,
+		SetAnnounced: func(t time.Time) error {
+			return WriteFileAtomic(d.announcedPath(), []byte(t.UTC().Format(time.RFC3339)+"\n"), 0o600)
+		},
 	})
+}
+
+// announcedPath is the file recording when every manifest held was last
+// announced on the swarm DHT (docs/EXCHANGE.md "Discovery").
+func (d *Daemon) announcedPath() string { return filepath.Join(d.home.Dir, "announced") }
+
+// lastAnnounced reads announcedPath; zero when it does not exist.
+func (d *Daemon) lastAnnounced() (time.Time, error) {
+	b, err := readBounded(d.announcedPath(), maxAnnounced)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := parseAnnounced(b)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading %s: %w", d.announcedPath(), err)
+	}
+	return t, nil
+}
+
+// maxAnnounced bounds the announced file: one RFC 3339 line.
+const maxAnnounced = 64
+
+// parseAnnounced reads the announced file's content: one RFC 3339 time.
+func parseAnnounced(b []byte) (time.Time, error) {
+	if len(b) > maxAnnounced {
+		return time.Time{}, fmt.Errorf("announced time of %d bytes, over %d", len(b), maxAnnounced)
+	}
+	return time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
 }
 
 // otherMembers lists the members of the adopted definition but this host.

@@ -134,6 +134,7 @@ func (d *Daemon) replicationStatus() *client.ReplicationStatus {
 	out := &client.ReplicationStatus{
 		Contents: s.Contents, AtTarget: s.AtTarget, BelowTarget: s.BelowTarget, BelowMin: s.BelowMin,
 		InRepair: s.InRepair, NoRoom: s.NoRoom, Removed: s.Removed, Coded: s.Coded,
+		Unknown: s.Unknown, Checked: s.Checked, Queued: s.Queued, Placing: s.Placing, Placements: s.Placements,
 		Full: d.repl.FullMembers(),
 	}
 	if len(s.Survives) > 0 {

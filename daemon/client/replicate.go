@@ -86,9 +86,20 @@ type ReplicationStatus struct {
 	// Full names the storage members that refused a copy for lack of room
 	// (or ran out of space taking one) in the last minute; placement skips
 	// them meanwhile.
-	Full      []string `json:"full,omitempty"`
-	Removed   int      `json:"removed"`
-	LastRound string   `json:"last_round,omitempty"` // RFC 3339
+	Full    []string `json:"full,omitempty"`
+	Removed int      `json:"removed"`
+	// Unknown counts contents an alive member did not answer for at the
+	// last round (nothing is placed for them until it does).
+	Unknown int `json:"unknown"`
+	// Checked counts the contents surveyed at the last round (the others
+	// were settled and not due).
+	Checked int `json:"checked_last_round"`
+	// Queued and Placing are the repair placements waiting and running
+	// now; Placements counts those started since the daemon started.
+	Queued     int    `json:"placements_queued"`
+	Placing    int    `json:"placements_running"`
+	Placements uint64 `json:"placements_started"`
+	LastRound  string `json:"last_round,omitempty"` // RFC 3339
 	// Problem is a one-line warning, e.g. when no member has room.
 	Problem string `json:"problem,omitempty"`
 	// Coded counts the erasure-coded contents held here (whole or a shard

@@ -170,6 +170,9 @@ type Progress struct {
 	Total int64 `json:"total,omitempty"`
 	// Sources maps a peer (or "local") to the bytes it has delivered.
 	Sources map[string]int64 `json:"sources,omitempty"`
+	// Files done so far of FilesTotal, for a PutMany.
+	Files      int `json:"files,omitempty"`
+	FilesTotal int `json:"files_total,omitempty"`
 }
 
 // errorBody is the body of a non-streamed error response.

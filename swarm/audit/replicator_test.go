@@ -23,6 +23,9 @@ type definition struct{ def *rules.Definition }
 func (d definition) Current() *rules.Definition { return d.def }
 func (definition) LastSeen(peer.ID) time.Time   { return time.Time{} }
 
+// Alive says every member is alive: the test's hosts stay up.
+func (definition) Alive(peer.ID) (bool, time.Time) { return true, time.Now() }
+
 // fullMember is a member with the real exchange, replicator and auditor.
 type fullMember struct {
 	id    peer.ID

@@ -56,6 +56,12 @@ type Options struct {
 	// ReprovideInterval is the period of Run's announcements;
 	// DefaultReprovideInterval when zero.
 	ReprovideInterval time.Duration
+	// LastAnnounced and SetAnnounced read and durably record when Run last
+	// announced every manifest held (provide.go), so that a start does not
+	// announce again what was announced less than ReprovideInterval ago;
+	// nil: not durable.
+	LastAnnounced func() (time.Time, error)
+	SetAnnounced  func(time.Time) error
 	// Fetch tunes the fetcher; zero fields take their defaults.
 	Fetch FetchOptions
 }
@@ -73,6 +79,8 @@ type Exchange struct {
 	received  *atomic.Int64
 	idle      time.Duration
 	reprovide time.Duration
+	lastAnn   func() (time.Time, error)
+	setAnn    func(time.Time) error
 	fetchOpts FetchOptions
 	bw        *bandwidth
 
@@ -115,7 +123,7 @@ func New(o Options) *Exchange {
 	x := &Exchange{
 		host: o.Host, store: o.Store, log: o.Logger.With("component", "exchange"),
 		routing: o.Routing, members: o.Members, sent: o.Sent, received: o.Received,
-		idle: o.IdleTimeout, reprovide: o.ReprovideInterval, fetchOpts: o.Fetch.withDefaults(),
+		idle: o.IdleTimeout, reprovide: o.ReprovideInterval, lastAnn: o.LastAnnounced, setAnn: o.SetAnnounced, fetchOpts: o.Fetch.withDefaults(),
 		bw: newBandwidth(), tasks: owner.New(),
 	}
 	x.slot = p2pstream.NewSlot(o.Host, proto.ExchangeProtocolFor, x.handle)

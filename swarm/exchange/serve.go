@@ -31,6 +31,11 @@ func (x *Exchange) handle(s network.Stream) {
 	}
 }
 
+// HandleStream serves s as the stream handler registered by SetSwarm does.
+// Tests of other packages use it to wrap the serving side (an injected
+// delay: swarm/replicate's repair tests).
+func (x *Exchange) HandleStream(s network.Stream) { x.handle(s) }
+
 // handleWait bounds how long a new stream waits for Run to take it.
 const handleWait = 5 * time.Second
 

@@ -27,11 +27,13 @@ const DefaultSyncInterval = 10 * time.Second
 // admits only its members (through the Gater), keeps connections to them,
 // runs the swarm's private DHT, and spreads newer signed versions.
 type Membership struct {
-	host     host.Host
-	gater    *Gater
-	log      *slog.Logger
-	interval time.Duration
-	persist  func(*rules.Definition) error
+	host      host.Host
+	gater     *Gater
+	log       *slog.Logger
+	interval  time.Duration
+	pingEvery time.Duration
+	live      liveness
+	persist   func(*rules.Definition) error
 
 	mu       sync.Mutex
 	def      *rules.Definition // nil: no swarm joined
@@ -50,6 +52,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Interval between sync rounds; DefaultSyncInterval when zero.
 	Interval time.Duration
+	// PingInterval is how often each connected member is pinged
+	// (liveness.go); DefaultPingInterval when zero.
+	PingInterval time.Duration
 	// Persist stores an adopted definition durably before it takes effect.
 	Persist func(*rules.Definition) error
 }
@@ -63,15 +68,22 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 	if o.Interval == 0 {
 		o.Interval = DefaultSyncInterval
 	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
 	if o.Persist == nil {
 		o.Persist = func(*rules.Definition) error { return nil }
 	}
 	m := &Membership{
 		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
+		pingEvery: o.PingInterval, live: liveness{alive: map[peer.ID]time.Time{}},
 		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1), tasks: owner.New(),
 	}
 	h.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			m.live.answered(c.RemotePeer(), time.Now())
+			m.seen(c.RemotePeer())
+		},
 		DisconnectedF: func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
 	})
 	return m
@@ -305,14 +317,18 @@ func (m *Membership) LastSeen(p peer.ID) time.Time {
 }
 
 // Run connects to the members and syncs definitions every interval, and
-// right away after a change or a new connection, until ctx ends. It owns
-// the swarm's DHT and the rules streams it answers: when it returns, they
-// have ended, the DHT has stopped, and no later adoption starts one.
+// right away after a change or a new connection, and pings the connected
+// members every ping interval (liveness.go), until ctx ends. It owns the
+// swarm's DHT and the rules streams it answers: when it returns, they have
+// ended, the DHT has stopped, and no later adoption starts one.
 func (m *Membership) Run(ctx context.Context) {
 	defer m.stopDHT()
 	var tasks sync.WaitGroup
 	tasks.Go(func() { m.tasks.Run(ctx) })
 	defer tasks.Wait()
+	pctx, stopPings := context.WithCancel(ctx)
+	defer stopPings()
+	tasks.Go(func() { m.pingLoop(pctx) })
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {

@@ -27,15 +27,17 @@ func (r *Replicator) AuditFailed(ctx context.Context, root cid.Cid, p peer.ID) i
 	}
 	k := root.KeyString()
 	r.mu.Lock()
-	known := r.known[k]
-	delete(known, p)
 	live := []peer.ID{pl.self}
 	skip := map[peer.ID]bool{pl.self: true, p: true}
-	for q := range known {
-		if q != pl.self {
-			live = append(live, q)
+	if known := r.known[k]; known != nil {
+		delete(known.holders, p)
+		known.settled = false // surveyed again at the next round
+		for q := range known.holders {
+			if q != pl.self {
+				live = append(live, q)
+			}
+			skip[q] = true
 		}
-		skip[q] = true
 	}
 	for q := range r.pending[k] {
 		skip[q] = true

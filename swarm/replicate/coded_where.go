@@ -153,14 +153,14 @@ func (r *Replicator) surveySets(ctx context.Context, pl policy, root cid.Cid) ma
 
 // askSets asks p for the shard sets of root it holds.
 func (r *Replicator) askSets(ctx context.Context, p peer.ID, root cid.Cid) (uint32, error) {
-	ctx, cancel := context.WithTimeout(ctx, surveyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.pageTimeout)
 	defer cancel()
-	s, release, err := p2pstream.Open(ctx, r.host, p, r.x.Protocol(), surveyTimeout)
+	s, release, err := p2pstream.Open(ctx, r.host, p, r.x.Protocol(), r.pageTimeout)
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	_ = s.SetDeadline(time.Now().Add(surveyTimeout))
+	_ = s.SetDeadline(time.Now().Add(r.pageTimeout))
 	c := proto.NewCodec(s)
 	if err := p2pstream.Send(c, &proto.HaveRequest{ID: 1, Root: root}); err != nil {
 		s.Reset()

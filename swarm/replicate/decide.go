@@ -19,6 +19,9 @@ type seen struct {
 	live []peer.ID
 	// grace counts holders gone less than repair_after ago: they still count.
 	grace int
+	// unknown counts alive storage members whose answer is unknown (not
+	// asked, or no answer in time): they may hold it.
+	unknown int
 	// pending counts placements of the content in flight from here.
 	pending int
 	// fetching says a fetch of the content runs here (a placement or a
@@ -51,10 +54,11 @@ type verdict struct {
 
 // decide is the repair decision for root (docs/REPLICATION.md "Repair"):
 // copies in grace count; below `copies` (counting placements in flight)
-// the highest-ranked live holder places the difference; above `copies`
+// the highest-ranked live holder places the difference, once every alive
+// storage member answered (none is unknown); above `copies`
 // the lowest-ranked live storage holder removes its copy once the content
 // has been over-replicated for max(repair_after, 3 rounds), unless a holder
-// is in grace, a placement is in flight or a fetch runs here. every is the
+// is in grace or unknown, a placement is in flight or a fetch runs here. every is the
 // round interval.
 func decide(pl policy, every time.Duration, root cid.Cid, s seen, now time.Time) verdict {
 	count := len(s.live) + s.grace
@@ -66,12 +70,12 @@ func decide(pl policy, every time.Duration, root cid.Cid, s seen, now time.Time)
 		v.level = belowTarget
 	}
 	if count+s.pending < pl.copies {
-		if actsFor(pl.self, root, s.live) {
+		if s.unknown == 0 && actsFor(pl.self, root, s.live) {
 			v.place = pl.copies - count - s.pending
 		}
 		return v
 	}
-	if !pl.storage || s.grace > 0 || s.pending > 0 || len(s.live)-1 < pl.copies || s.fetching {
+	if !pl.storage || s.grace > 0 || s.unknown > 0 || s.pending > 0 || len(s.live)-1 < pl.copies || s.fetching {
 		return v
 	}
 	if s.overSince.IsZero() {

@@ -37,6 +37,9 @@ type fixedMembers struct{ def *rules.Definition }
 func (m fixedMembers) Current() *rules.Definition { return m.def }
 func (m fixedMembers) LastSeen(peer.ID) time.Time { return time.Now() }
 
+// Alive says every member is alive: the test's hosts stay up.
+func (m fixedMembers) Alive(peer.ID) (bool, time.Time) { return true, time.Now() }
+
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -66,20 +66,6 @@ func (r *Replicator) connected(p peer.ID) bool {
 	return r.host.Network().Connectedness(p) == network.Connected
 }
 
-// inGrace reports whether p, not connected, went away less than grace ago:
-// since it last failed to answer a survey, else since its connection
-// closed; a member never seen since start counts from the replicator's
-// start. The caller holds r.mu.
-func (r *Replicator) inGrace(p peer.ID, grace time.Duration) bool {
-	t, ok := r.gone[p]
-	if !ok {
-		if t = r.members.LastSeen(p); t.IsZero() {
-			t = r.started
-		}
-	}
-	return time.Since(t) < grace
-}
-
 // score is p's rendezvous weight for root: the first 8 bytes of
 // SHA-256(root's binary CID ‖ p's binary peer ID).
 func score(root cid.Cid, p peer.ID) uint64 {

@@ -162,17 +162,20 @@ func (r *Replicator) spreadRemovals(ctx context.Context, pl policy) {
 	wg.Wait()
 }
 
+// removalsTimeout bounds sending removal records to one member.
+const removalsTimeout = 5 * time.Second
+
 // sendRemovals sends recs to p on one replication stream, then Bye, and
 // waits for p to close the stream (it has stored them).
 func (r *Replicator) sendRemovals(ctx context.Context, p peer.ID, recs []*proto.Removal) error {
-	ctx, cancel := context.WithTimeout(ctx, surveyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, removalsTimeout)
 	defer cancel()
-	s, release, err := p2pstream.Open(ctx, r.host, p, r.slot.Get(), surveyTimeout)
+	s, release, err := p2pstream.Open(ctx, r.host, p, r.slot.Get(), removalsTimeout)
 	if err != nil {
 		return err
 	}
 	defer release()
-	_ = s.SetDeadline(time.Now().Add(surveyTimeout))
+	_ = s.SetDeadline(time.Now().Add(removalsTimeout))
 	c := proto.NewCodec(s)
 	for _, rec := range recs {
 		if err := c.Send(rec); err != nil {

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -13,9 +14,29 @@ import (
 
 // The repair round (docs/REPLICATION.md "Repair"): counting and acting.
 
-// round is one repair round: spread removal records, apply them, survey the
-// members about every content held here, and act where this member is the
-// one to (docs/REPLICATION.md "Repair").
+// DefaultRecheck is the period over which every settled content is
+// surveyed again: a round surveys the contents due and a rotating slice of
+// the others (docs/REPLICATION.md "Repair").
+const DefaultRecheck = 10 * time.Minute
+
+// knownState is what the last check of a content found.
+type knownState struct {
+	holders map[peer.ID]bool // storage members (not this one) counted as holders
+	first   time.Time        // when this member first checked it
+	level   level
+	// settled says the content was at target with every answer in, nothing
+	// in grace, in flight, over target or short of room: it is surveyed
+	// again only in its slice of the recheck period, or when a holder is
+	// no longer alive.
+	settled bool
+}
+
+// round is one repair round: spread removal records, apply them, and check
+// the contents due (docs/REPLICATION.md "Repair"): those new here, those
+// not settled at their last check, those with a holder no longer alive,
+// and the slice of the others whose turn it is. Its work is proportional
+// to what changed and to the slice, not to the whole store; only the
+// listing of the store and a walk over the known states are not.
 func (r *Replicator) round(ctx context.Context) {
 	pl, ok := r.currentPolicy()
 	if !ok {
@@ -28,7 +49,18 @@ func (r *Replicator) round(ctx context.Context) {
 		r.log.Warn("repair: listing contents", "err", err)
 		return
 	}
-	var held, coded []cid.Cid
+	down := map[peer.ID]bool{}
+	for _, p := range pl.storagePeers() {
+		if alive, _ := r.members.Alive(p); !alive {
+			down[p] = true
+		}
+	}
+	r.mu.Lock()
+	r.roundNo++
+	turn := r.roundNo % r.slices
+	r.mu.Unlock()
+	sum := Summary{LastRound: start}
+	var due, coded []cid.Cid
 	for _, root := range roots {
 		if r.tombs.removed(root) {
 			r.dropRemoved(ctx, root)
@@ -38,23 +70,67 @@ func (r *Replicator) round(ctx context.Context) {
 			coded = append(coded, root)
 			continue
 		}
+		if st, ok := r.steady(root, turn, down); ok {
+			sum.Contents++
+			sum.count(st)
+			continue
+		}
 		if r.complete(ctx, root) {
-			held = append(held, root)
+			due = append(due, root)
 		} else if pl.storage {
 			r.resume(ctx, root)
 		}
 	}
-	sum := Summary{Contents: len(held), LastRound: start}
 	sum.Coded, sum.Survives = r.countCoded(ctx, coded)
-	if len(held) == 0 {
-		r.setSummary(sum)
-		return
-	}
-	states := r.survey(ctx, pl, held)
-	for _, root := range held {
-		r.check(ctx, pl, root, states, &sum)
+	sum.Contents += len(due)
+	sum.Checked = len(due)
+	if len(due) > 0 {
+		states := r.survey(ctx, pl, due)
+		for _, root := range due {
+			r.check(ctx, pl, root, states, &sum)
+		}
 	}
 	r.setSummary(sum)
+}
+
+// steady returns the level of root when it is not due for a check this
+// round: known and settled, no holder down, and not its turn.
+func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (level, bool) {
+	r.mu.Lock()
+	st, ok := r.known[root.KeyString()]
+	r.mu.Unlock()
+	if !ok || !st.settled || slice(root, r.slices) == turn {
+		return 0, false
+	}
+	for p := range down {
+		if st.holders[p] {
+			return 0, false
+		}
+	}
+	return st.level, true
+}
+
+// slice is root's turn among n: the last 8 bytes of its digest, which are
+// uniform over contents.
+func slice(root cid.Cid, n uint64) uint64 {
+	b := root.Bytes()
+	if len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[len(b)-8:]) % n
+}
+
+// count adds a content at level l to the summary.
+func (s *Summary) count(l level) {
+	switch l {
+	case belowMin:
+		s.BelowMin++
+		s.BelowTarget++
+	case belowTarget:
+		s.BelowTarget++
+	default:
+		s.AtTarget++
+	}
 }
 
 func (r *Replicator) setSummary(s Summary) {
@@ -64,41 +140,66 @@ func (r *Replicator) setSummary(s Summary) {
 }
 
 // check counts the copies of one content (decide.go says what to do) and
-// acts: places anew when below `copies` (if this member is the one to act),
-// trims its own copy when above.
+// acts: queues a placement when below `copies` (if this member is the one
+// to act), trims its own copy when above.
+//
+// A storage member's answer for the content is one of three: it holds a
+// full copy, it answered that it does not, or unknown (it was not asked, or
+// it did not answer in time). While an alive member's answer is unknown
+// nothing is placed: a content is placed again only after the members that
+// might hold it answered that they do not. A member that is not alive is
+// gone; it still counts for repair_after after it went away when it held
+// the content at the last round, or when this member knows nothing of the
+// content yet (new here, or everything after a restart).
 func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, sum *Summary) {
 	k := root.KeyString()
+	now := time.Now()
 	var live []peer.ID
 	if pl.storage {
 		live = append(live, pl.self)
 	}
 	skip := map[peer.ID]bool{pl.self: true}
-	for p, st := range states {
-		switch st[k] {
-		case haveComplete:
-			live = append(live, p)
-			skip[p] = true
-		}
-	}
 	r.mu.Lock()
-	prev := r.known[k]
+	var prev map[peer.ID]bool
+	first := now
+	if old, ok := r.known[k]; ok {
+		prev, first = old.holders, old.first
+	}
+	// New here (put lately, or everything after a restart): placements
+	// of it may be under way from elsewhere.
+	fresh := now.Sub(first) < pl.grace
 	next := map[peer.ID]bool{}
-	for _, p := range live {
-		next[p] = true
-	}
-	// A holder that went away less than repair_after ago still counts.
-	grace := 0
-	for p := range prev {
-		if _, failed := r.gone[p]; next[p] || !pl.isStorage(p) || (r.connected(p) && !failed) {
-			continue // a holder, or answered without holding it
+	grace, unknown := 0, 0
+	for _, p := range pl.storagePeers() {
+		if st, answered := states[p][k]; answered {
+			switch {
+			case st == haveComplete:
+				live = append(live, p)
+				next[p] = true
+				skip[p] = true
+			case st == havePartial && fresh:
+				grace++ // being filled by the placement that made it new
+				skip[p] = true
+			}
+			continue
 		}
-		if r.inGrace(p, pl.grace) {
+		skip[p] = true
+		alive, since := r.members.Alive(p)
+		if alive {
+			unknown++
+			if prev[p] {
+				next[p] = true // still believed to hold it
+			}
+			continue
+		}
+		if since.IsZero() || since.Before(r.started) {
+			since = r.started
+		}
+		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
 			grace++
-			next[p] = true
-			skip[p] = true
+			next[p] = true // counted until its grace ends
 		}
 	}
-	r.known[k] = next
 	pending := r.pending[k]
 	npending := len(pending)
 	for p := range pending {
@@ -107,20 +208,16 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	over, fetching := r.over[k], r.fetching[k] > 0
 	r.mu.Unlock()
 
-	v := decide(pl, r.every, root, seen{live: live, grace: grace, pending: npending, fetching: fetching, overSince: over}, time.Now())
-	switch v.level {
-	case belowMin:
-		sum.BelowMin++
-		sum.BelowTarget++
-	case belowTarget:
-		sum.BelowTarget++
-	default:
-		sum.AtTarget++
+	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over}, now)
+	sum.count(v.level)
+	if unknown > 0 {
+		sum.Unknown++
 	}
 	if npending > 0 {
 		sum.InRepair++
 	}
-	if r.stillNoRoom(k, v.level) {
+	noRoom := r.stillNoRoom(k, v.level)
+	if noRoom {
 		sum.NoRoom++
 	}
 	r.mu.Lock()
@@ -129,16 +226,16 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	} else {
 		r.over[k] = v.overSince
 	}
+	settled := v.level == atTarget && unknown == 0 && grace == 0 && npending == 0 && !noRoom &&
+		!fetching && v.overSince.IsZero() && v.place == 0 && !v.trim
+	r.known[k] = &knownState{holders: next, level: v.level, settled: settled, first: first}
 	if v.trim {
 		delete(r.known, k)
 	}
 	r.mu.Unlock()
 	switch {
 	case v.place > 0:
-		r.log.Info("content below target; placing", "cid", root, "copies", len(live)+grace, "target", pl.copies, "placing", v.place, "in_grace", grace)
-		r.background(ctx, func(ctx context.Context) {
-			r.place(ctx, pl, root, v.place, skip, live, false, newPlacement())
-		})
+		r.queue.push(&job{pl: pl, root: root, key: k, level: v.level, copies: len(live) + grace, need: v.place, skip: skip, live: live})
 	case v.trim:
 		if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
 			r.log.Warn("trimming an extra copy", "cid", root, "err", err)

@@ -9,6 +9,7 @@ package replicate
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -52,8 +53,10 @@ type Exchange interface {
 type Membership interface {
 	// Current is the adopted definition, or nil.
 	Current() *rules.Definition
-	// LastSeen is when p last connected or disconnected (zero: never).
-	LastSeen(p peer.ID) time.Time
+	// Alive reports whether p is alive by a signal of its own (a ping
+	// answered lately, swarm/membership/liveness.go), never by how long a
+	// survey takes; since is when it was last known alive (zero: never).
+	Alive(p peer.ID) (alive bool, since time.Time)
 }
 
 // ErrNoSwarm is returned when no swarm is joined. It is p2pstream.ErrNoSwarm.
@@ -91,6 +94,19 @@ type Options struct {
 	// PlaceStall is how long a placement may make no progress before the
 	// placer abandons it for the next candidate; DefaultPlaceStall when zero.
 	PlaceStall time.Duration
+	// Placements bounds the repair placements run at once from here;
+	// DefaultPlacements when zero.
+	Placements int
+	// PlaceQueue bounds the contents waiting for a repair placement;
+	// DefaultPlaceQueue when zero.
+	PlaceQueue int
+	// Recheck is the period over which every settled content is surveyed
+	// again (repair.go); DefaultRecheck when zero.
+	Recheck time.Duration
+	// SurveyPage and SurveyPageTimeout set the paging of surveys
+	// (survey.go); surveyPage and surveyPageTimeout when zero.
+	SurveyPage        int
+	SurveyPageTimeout time.Duration
 	// LoadRemovals, SaveRemovals and AppendRemovals read, replace
 	// (atomically) and extend (synced) the durable removal records file
 	// (docs/REPLICATION.md "Removal records file"); nil: not durable.
@@ -121,16 +137,22 @@ type Replicator struct {
 	seed    *superSeed
 	tasks   *owner.Group // background work: placements, resumes, announcements, served streams
 	started time.Time    // members never seen count as gone since then
+	queue   *placeQueue
+	workers int    // placement workers
+	slices  uint64 // a settled content is rechecked every slices rounds
+
+	pageSize    int           // roots per survey page
+	pageTimeout time.Duration // bound of one survey page
 
 	mu       sync.Mutex
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
-	known    map[string]map[peer.ID]bool // root → complete holders at the last round
+	known    map[string]*knownState      // root → what the last check of it found
+	roundNo  uint64                      // repair rounds run
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
 	fetching map[string]int              // roots being fetched here (placements, resumes)
 	noSpace  map[peer.ID]time.Time
-	gone     map[peer.ID]time.Time // members that failed a survey, since when
-	noRoom   map[string]bool       // roots for which no member had room at the last try
+	noRoom   map[string]bool // roots for which no member had room at the last try
 	summary  Summary
 	tombs    *removals
 }
@@ -144,6 +166,11 @@ type Summary struct {
 	BelowMin    int       // with fewer than `copies_min`
 	InRepair    int       // with a placement in flight from here
 	NoRoom      int       // for which no storage member had room
+	Unknown     int       // with an alive storage member that did not answer
+	Checked     int       // checked (surveyed) in the last round; the others were settled
+	Queued      int       // waiting in the placement queue (now)
+	Placing     int       // repair placements running (now)
+	Placements  uint64    // repair placements started since start
 	Removed     int       // removal records held
 	LastRound   time.Time // zero before the first round
 
@@ -159,6 +186,7 @@ func (r *Replicator) Summary() Summary {
 	defer r.mu.Unlock()
 	s := r.summary
 	s.Removed = r.tombs.len()
+	s.Queued, s.Placing, s.Placements = r.queue.counts()
 	return s
 }
 
@@ -181,14 +209,30 @@ func New(o Options) *Replicator {
 	if o.PlaceStall <= 0 {
 		o.PlaceStall = DefaultPlaceStall
 	}
+	if o.Placements <= 0 {
+		o.Placements = DefaultPlacements
+	}
+	if o.PlaceQueue <= 0 {
+		o.PlaceQueue = DefaultPlaceQueue
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = DefaultRecheck
+	}
+	if o.SurveyPage <= 0 {
+		o.SurveyPage = surveyPage
+	}
+	if o.SurveyPageTimeout <= 0 {
+		o.SurveyPageTimeout = surveyPageTimeout
+	}
 	r := &Replicator{
 		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
 		slots: make(chan struct{}, o.PlaceFetches), stall: o.PlaceStall, load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
-		known: map[string]map[peer.ID]bool{}, over: map[string]time.Time{},
+		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
+		known: map[string]*knownState{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
-		noSpace: map[peer.ID]time.Time{}, gone: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
+		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
 		tombs: newRemovals(),
 	}
 	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
@@ -201,7 +245,9 @@ func New(o Options) *Replicator {
 // of an earlier swarm. An empty id only removes it.
 func (r *Replicator) SetSwarm(id string) { r.slot.Set(id) }
 
-// Run runs a repair round every interval until ctx ends. It owns every
+// Run runs a repair round every interval, give or take a tenth at random
+// (so that members started together do not survey each other in the same
+// second), and the placement workers, until ctx ends. It owns every
 // piece of the replicator's background work (placements started by Seed or
 // by a round, resumed fetches, announcements, and the replication streams
 // served): they run under ctx, and Run returns only after all of them have
@@ -212,7 +258,10 @@ func (r *Replicator) Run(ctx context.Context) {
 	var tasks sync.WaitGroup
 	tasks.Go(func() { r.tasks.Run(ctx) })
 	defer tasks.Wait()
-	t := time.NewTicker(r.every)
+	for range r.workers {
+		tasks.Go(func() { r.placeWorker(ctx) })
+	}
+	t := time.NewTimer(jitter(r.every))
 	defer t.Stop()
 	for {
 		select {
@@ -221,7 +270,16 @@ func (r *Replicator) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		r.round(ctx)
+		t.Reset(jitter(r.every))
 	}
+}
+
+// jitter returns d give or take a tenth, at random.
+func jitter(d time.Duration) time.Duration {
+	if d < 10 {
+		return d
+	}
+	return d - d/10 + rand.N(d/5)
 }
 
 // taskWait bounds how long work handed to the background waits for Run to

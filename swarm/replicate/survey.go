@@ -16,12 +16,20 @@ import (
 // Queries (docs/REPLICATION.md "Repair", "Where"): what the storage
 // members hold.
 
-// surveyTimeout bounds the have-survey of one member. A member that does
-// not answer in time is treated as gone from then on and disconnected (a
-// QUIC connection to a killed process only times out after 30 s).
-const surveyTimeout = 5 * time.Second
+// Bounds of a survey. A survey is paged: the answers to each page of
+// surveyPage roots must arrive within surveyPageTimeout of the page before,
+// so a large survey of a busy member takes as long as it takes while it
+// progresses, and only a member that stops answering is given up on. Giving
+// up says nothing about whether the member is alive (that is liveness,
+// swarm/membership/liveness.go): the roots it did not answer for are
+// unknown, never "does not have" (docs/REPLICATION.md "Repair").
+const (
+	surveyPage        = 1000
+	surveyPageTimeout = 10 * time.Second
+)
 
-// haveState is what a member holds of one content.
+// haveState is what a member holds of one content. A root missing from a
+// member's answers is unknown.
 type haveState int
 
 const (
@@ -31,7 +39,8 @@ const (
 )
 
 // survey asks every connected storage member (HaveRequests pipelined on
-// one exchange stream each) what it holds of roots.
+// one exchange stream each) what it holds of roots. A member's map holds
+// the roots it answered for; a member that could not be asked is absent.
 func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map[peer.ID]map[string]haveState {
 	out := map[peer.ID]map[string]haveState{}
 	var mu sync.Mutex
@@ -43,15 +52,12 @@ func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map
 		wg.Go(func() {
 			st, err := r.haves(ctx, p, roots)
 			if err != nil {
-				r.log.Debug("survey failed", "peer", p, "err", err)
-				if ctx.Err() == nil {
-					r.unreachable(p)
-				}
+				r.log.Info("survey incomplete; the contents not answered for are unknown", "peer", p,
+					"answered", len(st), "asked", len(roots), "err", err)
+			}
+			if len(st) == 0 {
 				return
 			}
-			r.mu.Lock()
-			delete(r.gone, p)
-			r.mu.Unlock()
 			mu.Lock()
 			out[p] = st
 			mu.Unlock()
@@ -61,28 +67,18 @@ func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map
 	return out
 }
 
-// unreachable records that p did not answer and closes its connections,
-// so that it counts as gone since now.
-func (r *Replicator) unreachable(p peer.ID) {
-	r.mu.Lock()
-	if _, ok := r.gone[p]; !ok {
-		r.gone[p] = time.Now()
-	}
-	r.mu.Unlock()
-	r.log.Info("member did not answer; disconnecting", "peer", p)
-	_ = r.host.Network().ClosePeer(p)
-}
-
-// haves asks p what it holds of each of roots on one exchange stream.
+// haves asks p what it holds of each of roots on one exchange stream. On
+// an error it returns the answers received so far with it.
 func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid) (map[string]haveState, error) {
-	ctx, cancel := context.WithTimeout(ctx, surveyTimeout)
-	defer cancel()
-	s, release, err := p2pstream.Open(ctx, r.host, p, r.x.Protocol(), surveyTimeout)
+	pageTimeout := r.pageTimeout
+	s, release, err := p2pstream.Open(ctx, r.host, p, r.x.Protocol(), r.dial)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	_ = s.SetDeadline(time.Now().Add(surveyTimeout))
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	_ = s.SetDeadline(time.Now().Add(pageTimeout))
 	c := proto.NewCodec(s)
 	errc := make(chan error, 1)
 	go func() {
@@ -99,17 +95,24 @@ func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid) (map
 		errc <- c.Flush()
 	}()
 	out := make(map[string]haveState, len(roots))
-	for range roots {
+	fail := func(err error) (map[string]haveState, error) {
+		s.Reset()
+		<-errc
+		return out, fmt.Errorf("surveying %s: %w", p, err)
+	}
+	for i := range roots {
+		if i > 0 && i%r.pageSize == 0 {
+			// A page answered: the next one gets its own deadline.
+			_ = s.SetDeadline(time.Now().Add(pageTimeout))
+		}
 		msg, err := c.Recv()
 		if err != nil {
-			s.Reset()
-			return nil, fmt.Errorf("surveying %s: %w", p, err)
+			return fail(err)
 		}
 		switch m := msg.(type) {
 		case *proto.HaveResponse:
 			if m.ID == 0 || m.ID > uint64(len(roots)) || !m.Root.Equals(roots[m.ID-1]) {
-				s.Reset()
-				return nil, fmt.Errorf("surveying %s: answer to request %d not sent: %w", p, m.ID, proto.ErrInvalid)
+				return fail(fmt.Errorf("answer to request %d not sent: %w", m.ID, proto.ErrInvalid))
 			}
 			st := havePartial
 			if m.Complete {
@@ -117,14 +120,21 @@ func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid) (map
 			}
 			out[m.Root.KeyString()] = st
 		case *proto.ErrorResponse:
+			if m.ID == 0 || m.ID > uint64(len(roots)) {
+				return fail(fmt.Errorf("answer to request %d not sent: %w", m.ID, proto.ErrInvalid))
+			}
+			// NotFound: the member answered that it does not hold the
+			// content. Any other error (busy, internal) leaves it unknown.
+			if m.Code == proto.CodeNotFound {
+				out[roots[m.ID-1].KeyString()] = haveNone
+			}
 		default:
-			s.Reset()
-			return nil, fmt.Errorf("surveying %s: unexpected %s: %w", p, msg.Type(), proto.ErrInvalid)
+			return fail(fmt.Errorf("unexpected %s: %w", msg.Type(), proto.ErrInvalid))
 		}
 	}
 	if err := <-errc; err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("surveying %s: %w", p, err)
+		return out, fmt.Errorf("surveying %s: %w", p, err)
 	}
 	s.Close()
 	return out, nil
@@ -181,12 +191,18 @@ func (r *Replicator) KnownHolders(root cid.Cid) (h Holders, ok bool) {
 	}
 	r.mu.Lock()
 	known, ok := r.known[root.KeyString()]
+	var holders []peer.ID
+	if ok {
+		for p := range known.holders {
+			holders = append(holders, p)
+		}
+	}
 	r.mu.Unlock()
 	if !ok {
 		return Holders{}, false
 	}
 	h = Holders{Root: root, Target: pl.copies, Min: pl.min}
-	for p := range known {
+	for _, p := range holders {
 		h.Holders = append(h.Holders, p)
 	}
 	rank(root, h.Holders)

@@ -1,0 +1,81 @@
+package membership_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/annex-swarm/annex-swarm/rules"
+	"github.com/annex-swarm/annex-swarm/swarm/membership"
+	"github.com/annex-swarm/annex-swarm/swarm/swarmtest"
+)
+
+// A connected member is alive by its answered pings, which keep coming
+// while it stays; once it is gone it is not alive, and since says when it
+// was last seen.
+func TestAliveByPing(t *testing.T) {
+	hs := swarmtest.Hosts(t, 2)
+	armored, err := rules.GenerateKey("admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := rules.ReadSigner(bytes.NewReader(armored), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := rules.Create("liveness", signer, rules.DefaultReplication, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range hs {
+		if err := def.AddMember(rules.Member{Name: string(rune('a' + i)), Peer: rules.PeerID(h.Host.ID()), Addrs: h.Host.Addrs(), Role: rules.RoleStorage}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed, err := signer.Sign(def, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var ms []*membership.Membership
+	for _, h := range hs {
+		m := membership.New(h.Host, h.Gater, membership.Options{Logger: slog.New(slog.DiscardHandler), PingInterval: 50 * time.Millisecond})
+		if _, err := m.Join(ctx, signed); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	a, b := ms[0], hs[1].Host.ID()
+	if alive, since := a.Alive(b); alive || !since.IsZero() {
+		t.Fatalf("a member never seen: alive %v since %v", alive, since)
+	}
+	for _, m := range ms {
+		wg.Go(func() { m.Run(ctx) })
+	}
+	swarmtest.WaitFor(t, 20*time.Second, "the member alive", func() bool {
+		alive, _ := a.Alive(b)
+		return alive
+	})
+	_, first := a.Alive(b)
+	swarmtest.WaitFor(t, 20*time.Second, "a later answered ping", func() bool {
+		alive, since := a.Alive(b)
+		return alive && since.After(first)
+	})
+
+	if err := hs[1].Host.Close(); err != nil {
+		t.Fatal(err)
+	}
+	swarmtest.WaitFor(t, 20*time.Second, "the closed member not alive", func() bool {
+		alive, _ := a.Alive(b)
+		return !alive
+	})
+	if _, since := a.Alive(b); since.IsZero() || time.Since(since) > 20*time.Second {
+		t.Fatalf("gone member last seen at %v", since)
+	}
+}

@@ -1,0 +1,230 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/annex-swarm/annex-swarm/daemon/client"
+	"github.com/annex-swarm/annex-swarm/test/harness"
+)
+
+// TestScale is the measurement of issue 17, outside the default run: set
+// ANNEX_SWARM_SCALE to the number of contents (4 KiB each, put in bulk
+// through the first member's PutMany: the store's real write path and
+// seeding). ANNEX_SWARM_SCALE_MEMBERS (default 3) storage members run as
+// real daemon processes with copies=3, copies_min=2, repair_after=1m,
+// --repair-interval ANNEX_SWARM_SCALE_INTERVAL (default 30s). Once every
+// content is at target it measures, over ANNEX_SWARM_SCALE_MINUTES
+// (default 2) of idling: CPU time and RSS of each daemon, the latency of
+// status and where, and the repair placements started; then it restarts
+// the last member and counts the placements started over the same time.
+// A placement while every content is at target fails the test; the
+// figures are logged (docs/PERFORMANCE.md "Scale").
+//
+//	ANNEX_SWARM_SCALE=10000 go test ./test -run TestScale -v -timeout 60m
+func TestScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ANNEX_SWARM_SCALE"))
+	if n <= 0 {
+		t.Skip("set ANNEX_SWARM_SCALE=N (contents) to run the scale measurement")
+	}
+	members := envInt("ANNEX_SWARM_SCALE_MEMBERS", 3)
+	idle := time.Duration(envInt("ANNEX_SWARM_SCALE_MINUTES", 2)) * time.Minute
+	interval := os.Getenv("ANNEX_SWARM_SCALE_INTERVAL")
+	if interval == "" {
+		interval = "30s"
+	}
+	var nodes []*harness.Node
+	for i := range members {
+		nodes = append(nodes, harness.NewNode(t, bin, fmt.Sprintf("s%d", i), harness.Options{
+			Args: []string{"--log-level", "info", "--sync-interval", "10s", "--repair-interval", interval}}))
+	}
+	c := harness.Of(bin, nodes...)
+	s := c.FormSwarm(t, harness.SwarmOptions{Copies: min(3, members), CopiesMin: min(2, members)})
+	c.MustRun(t, "rules", "set", s.Rules, "--key", s.Key, "repair_after=1m")
+	pushed := time.Now()
+	nodes[0].MustCLI("rules", "push", s.Rules)
+	want := swarmVersion(nodes[0])
+	harness.WaitFor(t, 2*time.Minute, "the final version on every member, all connected", func() bool {
+		for _, a := range nodes {
+			if swarmVersion(a) != want {
+				return false
+			}
+		}
+		for _, a := range nodes[1:] {
+			if !connectedTo(nodes[0], a.PeerID) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d members: rules push to all and connected in %v", members, time.Since(pushed).Round(10*time.Millisecond))
+
+	start := time.Now()
+	root := putBulk(t, nodes[0], n)
+	t.Logf("put %d contents of 4 KiB in bulk: %v (%.0f contents/s)", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
+	harness.WaitFor(t, 30*time.Minute, "every content at target on every member", func() bool {
+		for _, a := range nodes {
+			r := a.StatusJSON().Replication
+			if r == nil || r.Contents != n || r.AtTarget != n {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("all at target %v after the put began", time.Since(start).Round(time.Second))
+
+	observe := func(what string) {
+		before := placements(nodes)
+		cpu0 := cpuTimes(t, nodes)
+		time.Sleep(idle) // measuring idle CPU over a span is the point; no condition to wait on
+		cpu1 := cpuTimes(t, nodes)
+		after := placements(nodes)
+		for i, a := range nodes {
+			perMin := (cpu1[i] - cpu0[i]).Seconds() / idle.Minutes()
+			t.Logf("%s: %s (pid %d) idle CPU %v in %v = %.2f s/min (%.2f %% of a core), RSS %d MiB, placements %d",
+				what, a.Name, a.Pid(), cpu1[i]-cpu0[i], idle, perMin, perMin/60*100, rssMiB(t, a), after[i]-before[i])
+		}
+		st, wh := latencies(t, nodes[0], root)
+		t.Logf("%s: status median %v (max %v), where median %v (max %v)", what, st[len(st)/2], st[len(st)-1], wh[len(wh)/2], wh[len(wh)-1])
+		for i := range nodes {
+			if after[i] != before[i] {
+				t.Errorf("%s: %s started %d placements with every content at target", what, nodes[i].Name, after[i]-before[i])
+			}
+		}
+	}
+	observe("idle")
+
+	last := nodes[len(nodes)-1]
+	if err := last.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := last.Start(); err != nil {
+		t.Fatal(err)
+	}
+	observe("after a restart of " + last.Name)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// putBulk writes n files of 4 KiB and puts them through nd in requests
+// of client.MaxPutMany files.
+func putBulk(t *testing.T, nd *harness.Node, n int) (first string) {
+	dir := t.TempDir()
+	var batch []client.PutRequest
+	flush := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		res, err := nd.Client().PutMany(ctx, client.PutManyRequest{Files: batch}, nil)
+		if err != nil {
+			t.Fatalf("put: %v\n%s", err, nd.LogTail(30))
+		}
+		for _, f := range res.Files {
+			if f.Error != "" {
+				t.Fatalf("put %s: %s", f.Path, f.Error)
+			}
+			if first == "" {
+				first = f.CID
+			}
+		}
+		for _, f := range batch {
+			_ = os.Remove(f.Path)
+		}
+		batch = batch[:0]
+	}
+	data := make([]byte, 4096)
+	for i := range n {
+		copy(data, fmt.Sprintf("scale content %d\n", i))
+		path := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, client.PutRequest{Path: path})
+		if len(batch) == client.MaxPutMany {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	return first
+}
+
+// placements returns the repair placements each daemon started.
+func placements(nodes []*harness.Node) []uint64 {
+	out := make([]uint64, len(nodes))
+	for i, a := range nodes {
+		if r := a.StatusJSON().Replication; r != nil {
+			out[i] = r.Placements
+		}
+	}
+	return out
+}
+
+// cpuTimes reads each daemon's user+system CPU time from /proc.
+func cpuTimes(t *testing.T, nodes []*harness.Node) []time.Duration {
+	out := make([]time.Duration, len(nodes))
+	for i, a := range nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Fields after the command name in parentheses: utime and stime
+		// are the 12th and 13th (clock ticks, 100 per second).
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// rssMiB reads a daemon's resident set size.
+func rssMiB(t *testing.T, a *harness.Node) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb >> 10
+		}
+	}
+	return 0
+}
+
+// latencies times 20 status and 20 where (of root) requests on a, sorted.
+func latencies(t *testing.T, a *harness.Node, root string) (status, where []time.Duration) {
+	ctx := context.Background()
+	cl := a.Client()
+	for range 20 {
+		t0 := time.Now()
+		if _, err := cl.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+		status = append(status, time.Since(t0))
+	}
+	for range 20 {
+		t0 := time.Now()
+		if _, err := cl.Where(ctx, root); err != nil {
+			t.Fatal(err)
+		}
+		where = append(where, time.Since(t0))
+	}
+	slices.Sort(status)
+	slices.Sort(where)
+	return status, where
+}
