@@ -22,6 +22,8 @@ var (
 	descManifests = desc("store_manifests", "Contents (manifests) recorded in the store.")
 	descCorrupt   = desc("store_chunks_corrupt_total", "Chunks found corrupt and quarantined, over the store's life.")
 	descContents  = desc("replication_contents", "Contents held here, by replication state as of the last repair round (a content can be in several states).", "state")
+	descPlaced    = desc("replication_placements_started_total", "Repair placements this member started since the daemon started.")
+	descQueue     = desc("replication_placements", "Repair placements waiting in the queue and running now.", "state")
 	descRemovals  = desc("replication_removal_records", "Removal records held (contents removed from the swarm).")
 	descLastRound = desc("replication_last_round_timestamp_seconds", "When the last repair round ended (absent before the first).")
 	descRefused   = desc("refused_connections_total", "Connections from non-members refused since start.")
@@ -78,10 +80,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for state, n := range map[string]int{
 			"held": r.Contents, "at_target": r.AtTarget, "below_target": r.BelowTarget,
 			"below_copies_min": r.BelowMin, "in_repair": r.InRepair, "no_room": r.NoRoom,
+			"unknown": r.Unknown, "coded": r.Coded,
 		} {
 			gauge(descContents, float64(n), state)
 		}
 		gauge(descRemovals, float64(r.Removed))
+		counter(descPlaced, float64(r.Placements))
+		gauge(descQueue, float64(r.Queued), "queued")
+		gauge(descQueue, float64(r.Placing), "running")
 		if t, err := time.Parse(time.RFC3339, r.LastRound); err == nil {
 			gauge(descLastRound, float64(t.Unix()))
 		}
