@@ -1,10 +1,12 @@
 package test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -240,5 +242,41 @@ func TestBadConfigRefusedWithLine(t *testing.T) {
 	}
 	if !strings.Contains(string(out), filepath.Join(home, "config.toml")+":2:") {
 		t.Errorf("error lacks file and line: %q", out)
+	}
+}
+
+// TestPutManyFiles puts several files in one command: a line "CID<TAB>FILE"
+// for each file stored, a missing file named on stderr with exit 1 while the
+// others are stored, and every content read back byte for byte.
+func TestPutManyFiles(t *testing.T) {
+	n := harness.New(t, bin, 1, harness.Options{}).Nodes[0]
+	dir := t.TempDir()
+	var files []string
+	for i := range 5 {
+		f := filepath.Join(dir, fmt.Sprint("f", i))
+		writeRandomFile(t, f, int64(1+i)<<16, uint64(40+i))
+		files = append(files, f)
+	}
+	missing := filepath.Join(dir, "missing")
+	r := n.CLI(append([]string{"put"}, append(files, missing)...)...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, missing) || !strings.Contains(r.Stderr, "1 of 6 files") {
+		t.Fatalf("put of five files and a missing one: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if len(lines) != len(files) {
+		t.Fatalf("want %d lines, got %q", len(files), r.Stdout)
+	}
+	for i, line := range lines {
+		cid, name, ok := strings.Cut(line, "\t")
+		if !ok || name != files[i] {
+			t.Fatalf("line %d is %q, want CID<TAB>%s", i, line, files[i])
+		}
+		out := filepath.Join(dir, fmt.Sprint("back", i))
+		n.MustCLI("get", cid, "-o", out)
+		want, _ := os.ReadFile(files[i])
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("file %d read back differs (err %v)", i, err)
+		}
 	}
 }

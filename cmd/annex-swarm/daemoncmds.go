@@ -95,25 +95,40 @@ store {used, limit}, bytes_sent, bytes_received, members and replication.`,
 func (e *env) putCmd() *cobra.Command {
 	var key string
 	c := &cobra.Command{
-		Use:   "put FILE [--key KEY]",
-		Short: "Store a file in the swarm and print its CID",
+		Use:   "put FILE... [--key KEY]",
+		Short: "Store files in the swarm and print their CIDs",
 		Long: `put hands FILE to the local daemon, which chunks it, stores it, announces it
 and places copies per the swarm's rules. It returns once copies_min storage
 members hold verified copies; the members bring it to the target by
-themselves. The content's CID is the last line of stdout.`,
-		Example: "  annex-swarm put holiday.mov\n  cid=$(annex-swarm put holiday.mov | tail -n 1)",
-		Args:    cobra.ExactArgs(1),
+themselves. The content's CID is the last line of stdout.
+
+Given several files, put sends them in one request per 4096 files (the
+daemon stores and seeds several at once) and prints "CID<TAB>FILE" for each
+file stored; a file that fails is named on stderr, the others are stored all
+the same, and the exit status is 1 when any failed.`,
+		Example: "  annex-swarm put holiday.mov\n  cid=$(annex-swarm put holiday.mov | tail -n 1)\n  annex-swarm put photos/*.jpg",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 && key != "" {
+				return fmt.Errorf("--key names the key of one file; give one FILE with it")
+			}
 			cl, err := e.client()
 			if err != nil {
 				return err
 			}
-			path, err := filepath.Abs(args[0])
-			if err != nil {
-				return fail(err)
+			paths := make([]string, len(args))
+			for i, a := range args {
+				if paths[i], err = filepath.Abs(a); err != nil {
+					return fail(err)
+				}
 			}
 			bar := newBar(c.ErrOrStderr(), "put")
-			res, err := cl.Put(c.Context(), client.PutRequest{Path: path, Key: key}, bar.update)
+			if len(paths) > 1 {
+				err := e.putMany(c, cl, args, paths, bar)
+				bar.done()
+				return err
+			}
+			res, err := cl.Put(c.Context(), client.PutRequest{Path: paths[0], Key: key}, bar.update)
 			bar.done()
 			if err != nil {
 				return fail(err)
@@ -124,6 +139,37 @@ themselves. The content's CID is the last line of stdout.`,
 	}
 	c.Flags().StringVar(&key, "key", "", "git-annex key of the content, recorded in its manifest")
 	return c
+}
+
+// putMany puts several files with PutMany, in requests of at most
+// client.MaxPutMany files: a line "CID<TAB>FILE" per file stored, a line on
+// stderr per file that failed.
+func (e *env) putMany(c *cobra.Command, cl *client.Client, names, paths []string, bar *bar) error {
+	failed := 0
+	for start := 0; start < len(paths); start += client.MaxPutMany {
+		end := min(start+client.MaxPutMany, len(paths))
+		req := client.PutManyRequest{Files: make([]client.PutRequest, 0, end-start)}
+		for _, p := range paths[start:end] {
+			req.Files = append(req.Files, client.PutRequest{Path: p})
+		}
+		res, err := cl.PutMany(c.Context(), req, bar.update)
+		if err != nil {
+			return fail(err)
+		}
+		for i, f := range res.Files {
+			name := names[start+i]
+			if f.Error != "" {
+				failed++
+				fmt.Fprintf(c.ErrOrStderr(), "%s: %s\n", name, f.Error)
+				continue
+			}
+			fmt.Fprintf(e.out, "%s\t%s\n", f.CID, name)
+		}
+	}
+	if failed > 0 {
+		return fail(fmt.Errorf("%d of %d files could not be stored", failed, len(paths)))
+	}
+	return nil
 }
 
 func (e *env) getCmd() *cobra.Command {
