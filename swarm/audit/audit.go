@@ -37,6 +37,9 @@ type Replicator interface {
 	// AuditFailed tells that p failed an audit of root, so that root is
 	// placed anew.
 	AuditFailed(ctx context.Context, root cid.Cid, p peer.ID) int
+	// Recheck makes root due at the next repair round: this member lost a
+	// chunk of it, and the round resumes the copy.
+	Recheck(root cid.Cid)
 }
 
 // Defaults of Options (docs/RELIABILITY.md "Audits" gives the reasons).

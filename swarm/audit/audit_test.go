@@ -28,9 +28,10 @@ var smallChunks = chunk.Params{Min: 4 << 10, Avg: 16 << 10, Max: 64 << 10}
 // holders is the replicator as the auditor sees it: this member ranked
 // first, then the others; it records the failures reported.
 type holders struct {
-	ranked []peer.ID
-	mu     sync.Mutex
-	failed []peer.ID
+	ranked  []peer.ID
+	mu      sync.Mutex
+	failed  []peer.ID
+	recheck int // Recheck calls: this member lost a chunk
 }
 
 func (h *holders) KnownHolders(root cid.Cid) (replicate.Holders, bool) {
@@ -42,6 +43,12 @@ func (h *holders) AuditFailed(_ context.Context, _ cid.Cid, p peer.ID) int {
 	defer h.mu.Unlock()
 	h.failed = append(h.failed, p)
 	return 1
+}
+
+func (h *holders) Recheck(cid.Cid) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recheck++
 }
 
 func (h *holders) failures() []peer.ID {

@@ -121,6 +121,7 @@ func (a *Auditor) answer(ctx context.Context, m *proto.AuditRequest) proto.Msg {
 	case errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrNotFound):
 		a.count(func(s *Stats) { s.LostHere++ })
 		a.log.Warn("audit found a chunk of this member lost or corrupt; the content will be fetched again", "cid", m.Root, "chunk", m.Chunk)
+		a.repl.Recheck(m.Root)
 		a.sweep(m.Root, man)
 		return missing
 	case err != nil:
@@ -174,6 +175,7 @@ func (a *Auditor) sweep(root cid.Cid, m *chunk.Manifest) {
 			}
 		}
 		a.log.Warn("swept a damaged content", "cid", root, "chunks", len(m.Chunks), "lost", lost+1)
+		a.repl.Recheck(root) // the chunks the sweep dropped too
 	}) {
 		done()
 	}

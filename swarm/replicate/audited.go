@@ -55,3 +55,15 @@ func (r *Replicator) AuditFailed(ctx context.Context, root cid.Cid, p peer.ID) i
 	}
 	return need
 }
+
+// Recheck makes root due at the next repair round although its last check
+// found it settled: this member found a chunk of it lost or corrupt (an
+// audit it answered, docs/RELIABILITY.md "Audits"), so the round sees the
+// copy incomplete and resumes it.
+func (r *Replicator) Recheck(root cid.Cid) {
+	r.mu.Lock()
+	if st := r.known[root.KeyString()]; st != nil {
+		st.settled = false
+	}
+	r.mu.Unlock()
+}

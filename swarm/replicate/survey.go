@@ -202,9 +202,12 @@ func (r *Replicator) KnownHolders(root cid.Cid) (h Holders, ok bool) {
 		return Holders{}, false
 	}
 	h = Holders{Root: root, Target: pl.copies, Min: pl.min}
-	for _, p := range holders {
-		h.Holders = append(h.Holders, p)
+	// The kept state counts the other members; this one holds it when its
+	// store has it whole, as Where says.
+	if pl.storage && r.complete(context.Background(), root) {
+		h.Holders = append(h.Holders, pl.self)
 	}
+	h.Holders = append(h.Holders, holders...)
 	rank(root, h.Holders)
 	return h, true
 }
