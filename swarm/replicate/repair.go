@@ -58,6 +58,14 @@ func (r *Replicator) round(ctx context.Context) {
 	r.mu.Lock()
 	r.roundNo++
 	turn := r.roundNo % r.slices
+	if v := pl.def.Version; v != r.rulesVer {
+		// New rules (copies, copies_min, members) may change every
+		// content's level: none is settled under them yet.
+		for _, st := range r.known {
+			st.settled = false
+		}
+		r.rulesVer = v
+	}
 	r.mu.Unlock()
 	sum := Summary{LastRound: start}
 	var due, coded []cid.Cid

@@ -148,6 +148,7 @@ type Replicator struct {
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
 	known    map[string]*knownState      // root → what the last check of it found
 	roundNo  uint64                      // repair rounds run
+	rulesVer int64                       // version of the definition the kept state was checked under
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
 	fetching map[string]int              // roots being fetched here (placements, resumes)
