@@ -108,25 +108,11 @@ func (d dirObjects) Put(ctx context.Context, kind ObjectKind, id cid.Cid, data [
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("writing %s %s: %w", kind, id, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), tempPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("writing %s %s: %w", kind, id, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
+	err := writeSynced(p, data, nil)
 	if err == nil {
 		err = syncDir(filepath.Dir(p))
 	}
 	if err != nil {
-		os.Remove(f.Name())
 		return fmt.Errorf("writing %s %s: %w", kind, id, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	cid "github.com/ipfs/go-cid"
 )
@@ -203,10 +204,21 @@ func (s *Store) writeObject(kind ObjectKind, id cid.Cid, data []byte) error {
 		}
 		return nil
 	}
-	path := objectPath(s.dir, kind, id)
+	if err := writeSynced(objectPath(s.dir, kind, id), data, &s.mu); err != nil {
+		return fmt.Errorf("writing %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// writeSynced writes data to path as the store writes every file: a
+// temporary file in path's folder, written, fsynced and closed, then
+// renamed over path (under mu when not nil, so that no folder listing sees
+// it half done). The temporary file is removed on failure; the caller
+// fsyncs the folder.
+func writeSynced(path string, data []byte, mu *sync.Mutex) error {
 	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("writing %s %s: %w", kind, id, err)
+		return err
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -216,15 +228,18 @@ func (s *Store) writeObject(kind ObjectKind, id cid.Cid, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		s.mu.Lock()
+		if mu != nil {
+			mu.Lock()
+		}
 		err = os.Rename(f.Name(), path)
-		s.mu.Unlock()
+		if mu != nil {
+			mu.Unlock()
+		}
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("writing %s %s: %w", kind, id, err)
 	}
-	return nil
+	return err
 }
 
 // persistManifest writes the manifest object (and the pin marker when

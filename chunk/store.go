@@ -294,25 +294,7 @@ func (s *Store) writeFile(ctx context.Context, id cid.Cid, data []byte) error {
 		}
 		return nil
 	}
-	path := s.chunkPath(id)
-	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("writing chunk %s: %w", id, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		s.mu.Lock()
-		err = os.Rename(f.Name(), path)
-		s.mu.Unlock()
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := writeSynced(s.chunkPath(id), data, &s.mu); err != nil {
 		return fmt.Errorf("writing chunk %s: %w", id, err)
 	}
 	return nil
