@@ -51,21 +51,13 @@ func (s *Store) recoverUnclean(ctx context.Context) error {
 }
 
 // markClean writes the marker that tells the next Open the store was
-// closed cleanly.
+// closed cleanly (writeSynced, then the folder).
 func (s *Store) markClean() error {
 	if s.remote != nil {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(s.dir, cleanMarker))
-	if err != nil {
+	if err := writeSynced(filepath.Join(s.dir, cleanMarker), nil, nil); err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	return err
+	return syncDir(s.dir)
 }
