@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/rules"
@@ -21,15 +20,10 @@ import (
 // daemon's traffic counters.
 func (d *Daemon) newExchange() *exchange.Exchange {
 	return exchange.New(exchange.Options{
-		Host:   d.host,
-		Store:  d.store,
-		Logger: d.log,
-		Routing: func() routing.ContentRouting {
-			if kd := d.members.DHT(); kd != nil {
-				return kd
-			}
-			return nil
-		},
+		Host:          d.host,
+		Store:         d.store,
+		Logger:        d.log,
+		Routing:       d.members.Routing,
 		Members:       d.otherMembers,
 		Sent:          &d.bytesSent,
 		Received:      &d.bytesReceived,
