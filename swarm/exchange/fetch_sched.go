@@ -44,6 +44,7 @@ type source struct {
 	haveID   uint64 // ID of the outstanding HaveRequest, 0 if none
 	lastHave time.Time
 	bytes    int64 // payload stored from this source
+	answered int   // chunks it delivered (the window opens with them)
 	// absent says the source answered that it does not hold the manifest
 	// (yet: a new holder being placed at the same time gets it soon); ended
 	// is when its session ended. retryAbsent asks it again.
@@ -81,10 +82,17 @@ func (s *source) owes(w *want) bool {
 	return false
 }
 
-// window is the number of requests s may have in flight: the configured
-// window, halved for each strike.
+// startWindow is the window of a source that has delivered nothing yet.
+const startWindow = 2
+
+// window is the number of requests s may have in flight. It opens like a
+// slow start: startWindow, one more for every chunk s delivered, up to the
+// configured window; halved for each strike. Starting small spreads a
+// content of few chunks over every source (the first source to answer
+// would otherwise take a whole window, which can be all of it) and lets a
+// fast source earn its share by delivering.
 func (f *fetch) window(s *source) int {
-	return max(1, f.opts.Window>>s.strikes)
+	return max(1, min(f.opts.Window, startWindow+s.answered)>>s.strikes)
 }
 
 // recount recomputes how many live sources hold each chunk still wanted and
@@ -195,6 +203,7 @@ func (f *fetch) take(s *source, id uint64) *want {
 	}
 	delete(s.pending, id)
 	s.busy--
+	s.answered++
 	w.got++
 	return w
 }

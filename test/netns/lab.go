@@ -149,13 +149,17 @@ func (l *Lab) Rate(name, ifc, rate string) {
 	l.In(name, "tc", "qdisc", "replace", "dev", ifc, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "50ms")
 }
 
-// Loss drops percent % of the packets namespace name sends out of
+// Loss drops percent % of the packets namespace name receives on
 // interface ifc, at random (nftables numgen; this kernel has no netem).
+// The drop is on the way in, as a lossy link's would be: a packet dropped
+// on the way out of a host (postrouting) fails the sender's sendmsg with
+// EPERM, which no real link does and which QUIC takes for a dead
+// connection.
 func (l *Lab) Loss(name, ifc string, percent int) {
 	l.t.Helper()
 	l.In(name, "nft", "add", "table", "inet", "lossy")
-	l.In(name, "nft", "add", "chain", "inet", "lossy", "out", "{ type filter hook postrouting priority 0 ; }")
-	l.In(name, "nft", "add", "rule", "inet", "lossy", "out", "oifname", ifc, "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop")
+	l.In(name, "nft", "add", "chain", "inet", "lossy", "in", "{ type filter hook prerouting priority 0 ; }")
+	l.In(name, "nft", "add", "rule", "inet", "lossy", "in", "iifname", ifc, "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop")
 }
 
 // Cut takes interface ifc of namespace name down (a partition); Heal
