@@ -17,9 +17,11 @@ import (
 // put returns, time until 4 verified copies, bytes sent by the uploader),
 // against a put in a swarm of one storage member with copies=1 (a
 // single-copy transfer). The file is 256 MiB, or
-// ANNEX_SWARM_BENCH_MIB MiB.
+// ANNEX_SWARM_BENCH_MIB MiB. ANNEX_SWARM_BENCH_UPLOAD (e.g. 16MiB/s) caps
+// every daemon's upload: capped seeding.
 //
 //	go test ./test -run XXX -bench BenchmarkReplicationSeed -benchtime 1x -v
+//	ANNEX_SWARM_BENCH_MIB=128 ANNEX_SWARM_BENCH_UPLOAD=16MiB/s go test ./test -run XXX -bench BenchmarkReplicationSeed -benchtime 1x -v
 func BenchmarkReplicationSeed(b *testing.B) {
 	size := int64(256) << 20
 	if v, err := strconv.Atoi(os.Getenv("ANNEX_SWARM_BENCH_MIB")); err == nil && v > 0 {
@@ -76,7 +78,11 @@ func benchSwarm(b *testing.B, n int, o harness.SwarmOptions) *harness.Node {
 	b.Helper()
 	var nodes []*harness.Node
 	for i := range n + 1 {
-		nodes = append(nodes, harness.NewNode(b, bin, "n"+strconv.Itoa(i), harness.Options{Args: replArgs}))
+		o := harness.Options{Args: replArgs}
+		if up := os.Getenv("ANNEX_SWARM_BENCH_UPLOAD"); up != "" {
+			o.Config = "[limits]\nupload = \"" + up + "\"\n"
+		}
+		nodes = append(nodes, harness.NewNode(b, bin, "n"+strconv.Itoa(i), o))
 	}
 	c := harness.Of(bin, nodes...)
 	o.Roles = map[int]string{n: "client"}
