@@ -273,8 +273,11 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 	}
 	var prio []peer.ID // the first holders (docs/REPLICATION.md "copies_min first")
 	if seed && len(first) > 1 && data == nil {
-		if k := p.first; k > 0 && k < len(first) {
-			prio = slices.Clone(first[:k])
+		// One first holder only: two or more would share their upload
+		// between each other and the followers, and complete no sooner
+		// than everyone (docs/REPLICATION.md "copies_min first").
+		if p.first == 1 {
+			prio = slices.Clone(first[:1])
 		}
 		r.seed.add(m, prio...)
 		defer func() { r.seed.remove(m, prio...) }()

@@ -18,11 +18,12 @@ import (
 // served to another (connected) member gets Busy and fetches it from that
 // member instead. The uploader so sends about one copy in total.
 //
-// copies_min first (docs/REPLICATION.md "copies_min first"): the holders
-// put waits for (the first holders) are fed by the uploader; the others
+// copies_min first (docs/REPLICATION.md "copies_min first"): the holder
+// put waits for (the first holder) is fed by the uploader; the others
 // (followers) get Busy for every chunk while a first holder of it is
-// connected, and fetch from the first holders as they fill, a pipeline.
-// put so returns after about one transfer's time whatever copies is.
+// connected, and fetch from the first holder as it fills, a pipeline.
+// put so returns after about one transfer's time whatever copies is. The
+// gate takes any number of first holders; place names one at most.
 //
 // A chunk is never stranded on a member that cannot pass it on: its
 // assignment ends when that member disconnects, when its placement fails
