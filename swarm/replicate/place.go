@@ -186,8 +186,8 @@ type placement struct {
 	changed chan struct{}
 	bytes   map[string]int64
 	// first is how many of the new holders the caller waits for (Seed:
-	// copies_min less the copies already here); with super-seeding they
-	// are fed first and the others follow from them.
+	// copies_min less the copies already here); when it is 1 and several
+	// are seeded, the first is fed alone and the others follow from it.
 	first int
 }
 
