@@ -133,6 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.repl = d.newReplicator(opts.RepairInterval)
 	d.audit = d.newAuditor(opts.AuditInterval)
 	d.members.OnAdopt(d.follow)
+	d.dropStaleNocopy()
 	runCtx, stopRun := context.WithCancel(ctx)
 	// The loops and everything they own (served streams, placements,
 	// announcements) end before the host and the store close (the defers
