@@ -117,38 +117,33 @@ func TestClientPutGetKeepsHomeSmall(t *testing.T) {
 // them when it starts again.
 func TestClientPutFileChangedFails(t *testing.T) {
 	// The client's upload is capped so that the put lasts several seconds.
-	cfg := map[int]string{2: "[limits]\nupload = \"4MiB/s\"\n"}
+	cfg := map[int]string{2: "[limits]\nupload = \"2MiB/s\"\n"}
 	rs := formRepl(t, 2, true, harness.SwarmOptions{Copies: 2, CopiesMin: 2}, "1h", cfg)
 	laptop := rs.client
 	dir := t.TempDir()
-	const size = 24 << 20
+	const size = 16 << 20
 
 	// putUntilServing starts a put of a fresh file and returns once the
-	// holders have received some of it.
+	// client has sent a part of it (beyond the rate limit's burst).
 	putUntilServing := func(name string, seed uint64) (string, <-chan error) {
 		src := filepath.Join(dir, name)
 		writeRandomFile(t, src, size, seed)
-		serving := make(chan struct{})
+		sent := laptop.StatusJSON().BytesSent
 		done := make(chan error, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			started := false
-			_, err := laptop.Client().Put(ctx, client.PutRequest{Path: src}, func(p client.Progress) {
-				if !started && len(p.Sources) > 0 && p.Bytes > 0 {
-					started = true
-					close(serving)
-				}
-			})
+			_, err := laptop.Client().Put(ctx, client.PutRequest{Path: src}, nil)
 			done <- err
 		}()
-		select {
-		case <-serving:
-		case err := <-done:
-			t.Fatalf("put of %s ended before the holders had any of it: %v", name, err)
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("put of %s: no holder progress in 2 minutes\n%s", name, laptop.LogTail(30))
-		}
+		harness.WaitFor(t, 2*time.Minute, "the client sending "+name, func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("put of %s ended before the change: %v", name, err)
+			default:
+			}
+			return laptop.StatusJSON().BytesSent-sent >= 5<<20
+		})
 		return src, done
 	}
 	wantFail := func(done <-chan error, want string) {
@@ -156,7 +151,7 @@ func TestClientPutFileChangedFails(t *testing.T) {
 		select {
 		case err := <-done:
 			if err == nil {
-				t.Fatalf("put succeeded although its file %s", want)
+				t.Fatalf("put succeeded although its file %s\n%s", want, laptop.LogTail(80))
 			}
 			t.Logf("put failed: %v", err)
 			if msg := err.Error(); !strings.Contains(msg, "file changed or disappeared while being put") || strings.Contains(msg, "\n") {
