@@ -72,6 +72,9 @@ type Daemon struct {
 	// inflight counts running control requests, so that the store is closed
 	// only after the last one has finished or rolled back.
 	inflight sync.WaitGroup
+	// fromFile serializes the puts of one content served from files
+	// (daemon/nocopy.go).
+	fromFile rootLocks
 
 	obs observers
 

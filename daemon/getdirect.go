@@ -44,16 +44,33 @@ func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
-	m, err := d.xchg.FetchInto(ctx, root, f, fetchProgress(progress))
+	var w io.WriterAt = f
+	var hashed chan hashResult
+	fetched := make(chan struct{})
+	if h != nil {
+		ph := newPrefixHasher(f, h)
+		w, hashed = ph, make(chan hashResult, 1)
+		go func() {
+			n, err := ph.run(fetched)
+			hashed <- hashResult{n, err}
+		}()
+	}
+	m, err := d.xchg.FetchInto(ctx, root, w, fetchProgress(progress))
+	close(fetched)
+	if hashed != nil {
+		hr := <-hashed
+		if err == nil && hr.err != nil {
+			err = hr.err
+		} else if err == nil && hr.n != m.Size {
+			err = fmt.Errorf("hashed %d bytes of %d", hr.n, m.Size)
+		}
+	}
 	if errors.Is(err, exchange.ErrCodedContent) {
 		f.Close()
 		return res, false, nil
 	}
 	if err == nil {
 		err = f.Truncate(m.Size) // an empty content has no chunk to write
-	}
-	if err == nil && h != nil {
-		_, err = io.Copy(h, io.NewSectionReader(f, 0, m.Size))
 	}
 	if err == nil {
 		err = f.Chmod(0o644)
@@ -80,6 +97,12 @@ func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.
 		res.Digest = hex.EncodeToString(h.Sum(nil))
 	}
 	return res, true, nil
+}
+
+// hashResult is the outcome of a prefixHasher's run.
+type hashResult struct {
+	n   int64
+	err error
 }
 
 // syncFolder fsyncs a folder, making a rename in it durable.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -98,6 +99,13 @@ func (d *Daemon) putFromFile(ctx context.Context, req client.PutRequest, f *os.F
 	}
 	root := chunk.ManifestCID(enc)
 	res := client.PutResult{CID: root.String(), Size: m.Size}
+	// One put of a content at a time: a second one (the same file twice
+	// in a bulk put) finds the holders done when its turn comes.
+	unlock, err := d.fromFile.lock(ctx, root.KeyString())
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 	if missing, err := d.store.Missing(ctx, root); err == nil && len(missing) == 0 {
 		// Held here in full already: seed it from the store.
 		d.announce(root)
@@ -143,6 +151,40 @@ func (d *Daemon) putFromFile(ctx context.Context, req client.PutRequest, f *os.F
 		return fail(err)
 	}
 	return res, nil
+}
+
+// rootLocks are locks by content.
+type rootLocks struct {
+	mu   sync.Mutex
+	busy map[string]chan struct{}
+}
+
+// lock takes the lock of key, waiting for it until ctx ends.
+func (l *rootLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	for {
+		l.mu.Lock()
+		if l.busy == nil {
+			l.busy = map[string]chan struct{}{}
+		}
+		held, ok := l.busy[key]
+		if !ok {
+			ch := make(chan struct{})
+			l.busy[key] = ch
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.busy, key)
+				l.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for another put of the same content: %w", ctx.Err())
+		}
+	}
 }
 
 // recordNocopy writes the reference record of root, then records its

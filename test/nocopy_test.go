@@ -101,6 +101,17 @@ func TestClientPutGetKeepsHomeSmall(t *testing.T) {
 	if st := laptop.StatusJSON().Store; st.Chunks != 0 {
 		t.Errorf("after the get the client's store holds %d chunks, want none", st.Chunks)
 	}
+	// A bulk put of the same content twice: both succeed, one at a time.
+	twin1, twin2 := filepath.Join(dir, "twin1"), filepath.Join(dir, "twin2")
+	writeRandomFile(t, twin1, 2<<20, 33)
+	writeRandomFile(t, twin2, 2<<20, 33)
+	lines := strings.Split(strings.TrimSpace(laptop.MustCLI("put", twin1, twin2)), "\n")
+	if len(lines) != 2 || strings.Fields(lines[0])[0] != strings.Fields(lines[1])[0] {
+		t.Fatalf("bulk put of one content twice: %q", lines)
+	}
+	if st := laptop.StatusJSON().Store; st.Chunks != 0 || st.Manifests != 0 {
+		t.Errorf("after the bulk put the client's store holds %d chunks and %d manifests, want none", st.Chunks, st.Manifests)
+	}
 	// A storage member keeps today's behaviour: its own copy in its store.
 	s0 := rs.c.Nodes[0]
 	own := filepath.Join(dir, "own")
