@@ -315,7 +315,7 @@ func (f *fetch) deliver(ctx context.Context, batch []delivery) {
 		stored = append(stored, i)
 	}
 	if len(items) > 0 {
-		for j, err := range f.x.store.PutChunks(ctx, items) {
+		for j, err := range f.putChunks(ctx, items) {
 			errs[stored[j]] = err
 		}
 	}

@@ -164,7 +164,7 @@ func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
 	if len(man.Chunks) > proto.MaxNumChunks {
 		return sv.errResp(m.ID, fmt.Errorf("manifest %s lists %d chunks, over the protocol's %d", m.Root, len(man.Chunks), proto.MaxNumChunks))
 	}
-	missing, err := sv.x.store.Missing(ctx, m.Root)
+	missing, err := sv.x.missing(ctx, m.Root)
 	if err != nil {
 		return sv.errResp(m.ID, err)
 	}
@@ -215,7 +215,9 @@ func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, 
 	}
 	data, err := sv.x.store.GetChunkInto(ctx, m.CID, buf)
 	if errors.Is(err, chunk.ErrNotFound) {
-		if coded, ok := sv.x.codedShard(ctx, m.CID); ok {
+		if fdata, ok, ferr := sv.x.fileChunk(m.CID, buf); ok {
+			data, err = fdata, ferr
+		} else if coded, ok := sv.x.codedShard(ctx, m.CID); ok {
 			data, err = coded, nil
 		}
 	}
