@@ -151,6 +151,7 @@ type Replicator struct {
 	rulesVer int64                       // version of the definition the kept state was checked under
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
+	ended    map[string]time.Time        // root → when a placement of it from here last ended (pruned each round)
 	fetching map[string]int              // roots being fetched here (placements, resumes)
 	noSpace  map[peer.ID]time.Time
 	noRoom   map[string]bool // roots for which no member had room at the last try
@@ -232,7 +233,7 @@ func New(o Options) *Replicator {
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
 		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
 		known: map[string]*knownState{}, over: map[string]time.Time{},
-		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
+		pending: map[string]map[peer.ID]bool{}, ended: map[string]time.Time{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
 		tombs: newRemovals(),
 	}
