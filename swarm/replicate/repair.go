@@ -31,6 +31,19 @@ type knownState struct {
 	settled bool
 }
 
+// same reports whether st and o say the same (first aside).
+func (st *knownState) same(o *knownState) bool {
+	if st.level != o.level || st.settled != o.settled || len(st.holders) != len(o.holders) {
+		return false
+	}
+	for p := range st.holders {
+		if !o.holders[p] {
+			return false
+		}
+	}
+	return true
+}
+
 // round is one repair round: spread removal records, apply them, and check
 // the contents due (docs/REPLICATION.md "Repair"): those new here, those
 // not settled at their last check, those with a holder no longer alive,
@@ -78,6 +91,7 @@ func (r *Replicator) round(ctx context.Context) {
 			st.settled = false
 		}
 		r.rulesVer = v
+		r.dirty = true
 	}
 	r.mu.Unlock()
 	sum := Summary{LastRound: start}
@@ -113,6 +127,7 @@ func (r *Replicator) round(ctx context.Context) {
 		}
 	}
 	r.setSummary(sum)
+	r.saveKnown(roots, false)
 }
 
 // steady returns the level of root when it is not due for a check this
@@ -260,7 +275,11 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	// the round makes the content due again when its grace ends (steady).
 	settled := v.level == atTarget && unknown == 0 && grace == away && npending == 0 && !noRoom &&
 		!fetching && !stale && v.overSince.IsZero() && v.place == 0 && !v.trim
-	r.known[k] = &knownState{holders: next, level: v.level, settled: settled, first: first}
+	st := &knownState{holders: next, level: v.level, settled: settled, first: first}
+	if old := r.known[k]; old == nil || !old.same(st) {
+		r.dirty = true
+	}
+	r.known[k] = st
 	if v.trim {
 		delete(r.known, k)
 	}

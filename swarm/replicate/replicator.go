@@ -113,6 +113,11 @@ type Options struct {
 	LoadRemovals   func() ([]byte, error)
 	SaveRemovals   func([]byte) error
 	AppendRemovals func([]byte) error
+	// LoadRepairState and SaveRepairState read and replace (atomically)
+	// the repair state file (docs/REPLICATION.md "Repair state file");
+	// nil: the kept state is not durable and a restart surveys everything.
+	LoadRepairState func() ([]byte, error)
+	SaveRepairState func([]byte) error
 }
 
 // Replicator keeps every content this member holds at its swarm's target
@@ -143,6 +148,11 @@ type Replicator struct {
 
 	pageSize    int           // roots per survey page
 	pageTimeout time.Duration // bound of one survey page
+
+	loadState func() ([]byte, error) // Options.LoadRepairState
+	saveState func([]byte) error     // Options.SaveRepairState
+	dirty     bool                   // known changed since the last save, under mu
+	savedAt   time.Time              // last save of the repair state
 
 	mu       sync.Mutex
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
@@ -235,11 +245,13 @@ func New(o Options) *Replicator {
 		known: map[string]*knownState{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, ended: map[string]time.Time{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
-		tombs: newRemovals(),
+		tombs:     newRemovals(),
+		loadState: o.LoadRepairState, saveState: o.SaveRepairState,
 	}
 	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
 	o.Exchange.SetServeGate(r.seed.allow)
 	r.loadRemovals()
+	r.loadKnown()
 	return r
 }
 
@@ -263,6 +275,7 @@ func (r *Replicator) Run(ctx context.Context) {
 	for range r.workers {
 		tasks.Go(func() { r.placeWorker(ctx) })
 	}
+	defer r.stopping()
 	t := time.NewTimer(jitter(r.every))
 	defer t.Stop()
 	for {
@@ -275,6 +288,9 @@ func (r *Replicator) Run(ctx context.Context) {
 		t.Reset(jitter(r.every))
 	}
 }
+
+// stopping ends Run: the kept state is saved once more.
+func (r *Replicator) stopping() { r.saveKnown(nil, true) }
 
 // jitter returns d give or take a tenth, at random.
 func jitter(d time.Duration) time.Duration {
