@@ -128,6 +128,17 @@ func (q *placeQueue) push(j *job) bool {
 	return true
 }
 
+// cancel drops the queued placement of the content k, if any (not one
+// that runs already).
+func (q *placeQueue) cancel(k string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if j, ok := q.queued[k]; ok {
+		heap.Remove(&q.h, j.index)
+		delete(q.queued, k)
+	}
+}
+
 // pop waits for the most urgent job and marks its content running; call
 // done with it when the placement ends. ok is false when ctx ended.
 func (q *placeQueue) pop(ctx context.Context) (j *job, ok bool) {
