@@ -92,6 +92,8 @@ type Exchange struct {
 	gate atomic.Pointer[ServeGate]
 	// coded serves shards of coded contents by coding on demand (ServeCoded).
 	coded codedServer
+	// rebuilt serves shards rebuilt by a repair (ServeShards).
+	rebuilt rebuiltServer
 
 	slot  *p2pstream.Slot // the exchange protocol of the adopted swarm
 	tasks *owner.Group    // the streams served, owned by Run

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -33,6 +34,9 @@ type codedExchange interface {
 	FetchShards(ctx context.Context, p peer.ID, ids []cid.Cid, fn func(j int, data []byte) error) error
 	// ServeCoded serves the shards of m by coding its chunks on demand.
 	ServeCoded(m *chunk.Manifest) (release func())
+	// ServeShards serves the shards ids from src (a repair's rebuilt
+	// shards).
+	ServeShards(ids []cid.Cid, src exchange.ShardSource) (release func())
 }
 
 // serveShards handles a PlaceRequest for one shard set.
