@@ -40,7 +40,7 @@ func erasureRepairMiB(t *testing.T) int64 {
 // "h") and would, rightly, make the content survive one more loss without
 // a repair.
 func TestErasureRepairAfterTwoKills(t *testing.T) {
-	const repairAfter = 20 * time.Second
+	const repairAfter = 10 * time.Second
 	rs := formCodedWith(t, 9, harness.SwarmOptions{Copies: 2, CopiesMin: 2, Roles: map[int]string{8: "client"}}, repairAfter.String())
 	laptop, getter := rs.client, rs.c.Nodes[8]
 	storage := rs.c.Nodes[:8]
@@ -70,6 +70,7 @@ func TestErasureRepairAfterTwoKills(t *testing.T) {
 		memberByName(rs.c, h.Member).Kill()
 		killed[h.Member] = true
 	}
+	killedAt := time.Now()
 	t.Logf("killed %v; the sets they held are lost after repair_after (%s)", w.Shards[:2], repairAfter)
 
 	out := filepath.Join(dir, "out")
@@ -82,6 +83,8 @@ func TestErasureRepairAfterTwoKills(t *testing.T) {
 		w = where(t, laptop, res.CID)
 		return w.Placed == 6 && len(w.Holders) == 6 && w.Survives != nil && *w.Survives == 2
 	})
+	t.Logf("%d MiB: 6 holders and survives 2 again %s after the kills (repair_after %s)",
+		size>>20, time.Since(killedAt).Round(time.Second), repairAfter)
 	sets := map[int]bool{}
 	fresh := 0
 	for _, h := range w.Shards {

@@ -53,6 +53,16 @@ func (r *Replicator) serveShards(ctx context.Context, s network.Stream, c *proto
 	if !man.Coded() || i >= man.Layout.K+man.Layout.M {
 		return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d of a version %d manifest", i, man.Version))
 	}
+	// One set of a content per member (docs/ERASURE.md "Put"): a
+	// placement of another set here, from a repair that counted this
+	// member lost, is refused.
+	if held, err := r.store.HeldShards(ctx, m.Root); err == nil {
+		for _, h := range held {
+			if h != i {
+				return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d: this member holds set %d of the content", i, h))
+			}
+		}
+	}
 	ids, _ := man.ShardSet(i)
 	var total uint64
 	for _, ch := range man.Chunks {

@@ -36,6 +36,8 @@ type codedKnown struct {
 	// did not but are not lost yet (missing).
 	sets     map[peer.ID]uint32
 	first    time.Time // when this member first checked it
+	grew     time.Time // when h last grew (a put or a repair placing sets)
+	h        int
 	survives int
 	// settled: every counted holder answered and no repair is due or
 	// under way; checked again only in its slice or when a holder is down.
@@ -125,10 +127,13 @@ func (r *Replicator) codedSteady(root cid.Cid, turn uint64, down map[peer.ID]boo
 //
 // A holder that does not answer keeps its role while it is alive (slow is
 // not dead) and for repair_after after it was last alive; then it is lost.
+// Nothing is rebuilt while an alive storage member has not answered: it may
+// hold a set this member has not seen yet.
 // With a = the happiness of the live and missing holders and R the repair
 // threshold (the success threshold), the lost sets are rebuilt when a < R,
 // by the first live set holder in rendezvous order, once the content is
-// older here than repair_after (a put may still be placing its sets).
+// older here than repair_after and no holder was added for repair_after
+// (a put may still be placing its sets).
 func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid) (int, bool) {
 	m, err := r.store.Manifest(ctx, root)
 	if err != nil || !m.Coded() {
@@ -144,6 +149,17 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 			self = full
 		} else if sets, err := r.store.HeldShards(ctx, root); err == nil {
 			self = exchange.ShardMask(sets)
+		}
+	}
+	// An alive storage member that did not answer may hold a set this
+	// member never saw (slow is not dead): nothing is rebuilt until every
+	// alive member answered.
+	unknown := 0
+	for _, p := range pl.storagePeers() {
+		if _, answered := answers[p]; !answered {
+			if alive, _ := r.members.Alive(p); alive {
+				unknown++
+			}
 		}
 	}
 	key := root.KeyString()
@@ -192,14 +208,29 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 	a := happiness(sets, n)
 	next := maps.Clone(live)
 	maps.Copy(next, missing)
+	// Members that held a set and are lost stay out of the candidates for
+	// the lost sets: one may be connected yet not alive by its pings, and a
+	// member holds at most one set of a content.
+	skip := map[peer.ID]bool{pl.self: true}
+	for p := range st.sets {
+		skip[p] = true
+	}
+	for p := range next {
+		skip[p] = true
+	}
 	st.sets = next
-	st.survives = h - k
-	fresh := now.Sub(st.first) < pl.grace
+	if h > st.h {
+		st.grew = now
+	}
+	st.h, st.survives = h, h-k
+	// New here, or holders still being added (a put placing its sets):
+	// no repair until repair_after has passed without a new holder.
+	fresh := now.Sub(st.first) < pl.grace || now.Sub(st.grew) < pl.grace
 	need := successOf(pl, m)
-	st.settled = len(missing) == 0 && !pending && a >= need
+	st.settled = len(missing) == 0 && unknown == 0 && !pending && a >= need
 	b.mu.Unlock()
 
-	if a >= need || pending || fresh || self == 0 {
+	if a >= need || pending || fresh || unknown > 0 || self == 0 {
 		return h - k, true
 	}
 	holders := []peer.ID{pl.self}
@@ -228,10 +259,6 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 	}
 	if len(lost) == 0 {
 		return h - k, true
-	}
-	skip := map[peer.ID]bool{pl.self: true}
-	for p := range next {
-		skip[p] = true
 	}
 	r.log.Info("coded content below its repair threshold; rebuilding lost shard sets", "cid", root,
 		"survives", h-k, "counted", a, "repair", need, "sets", lost)
