@@ -15,12 +15,15 @@ import (
 )
 
 // codedSwarm starts 8 members with erasure 4+2 (success and repair
-// threshold 5) and puts a 3 MiB coded content from the first, which then
+// threshold 5) and puts a 2 MiB coded content from the first, which then
 // drops its whole copy: six members hold one set each, one holds none, and
 // so does the uploader. It returns the nodes, the content and its bytes.
 func codedSwarm(t *testing.T, grace time.Duration) ([]*node, cid.Cid, []byte) {
 	t.Helper()
-	nodes := testSwarm(t, swarmConfig{n: 8, interval: 500 * time.Millisecond, pageTimeout: 400 * time.Millisecond,
+	// Pings every second: a member stays alive 6 s without an answer, so
+	// that a loaded machine (or the race detector) does not make the slow
+	// members gone; the members killed are gone at once (disconnected).
+	nodes := testSwarm(t, swarmConfig{n: 8, interval: 500 * time.Millisecond, pageTimeout: 2 * time.Second, ping: time.Second,
 		rep: rules.Replication{Copies: 2, CopiesMin: 2, RepairAfter: grace, Erasure: rules.Erasure{Data: 4, Parity: 2}}})
 	connectAll(t, nodes)
 	for _, nd := range nodes {
@@ -28,7 +31,7 @@ func codedSwarm(t *testing.T, grace time.Duration) ([]*node, cid.Cid, []byte) {
 	}
 	up := nodes[0]
 	t0 := time.Now()
-	data := swarmtest.RandomContent(t, 3<<20)
+	data := swarmtest.RandomContent(t, 2<<20)
 	root, _, err := up.store.PutCoded(t.Context(), bytes.NewReader(data), int64(len(data)), "", 4, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +101,7 @@ func TestCodedRepairSlowIsNotLostAndTwoLostAreRebuilt(t *testing.T) {
 	t.Logf("swarm formed and content placed: %s", time.Since(start))
 	slow := []*node{holderOf(t, nodes, root, 4), holderOf(t, nodes, root, 5)}
 	for _, nd := range slow {
-		nd.delay.Store(int64(700 * time.Millisecond))
+		nd.delay.Store(int64(3 * time.Second))
 	}
 	t0 := time.Now()
 	for time.Since(t0) < 2*grace {
