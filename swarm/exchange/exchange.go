@@ -94,6 +94,8 @@ type Exchange struct {
 	coded codedServer
 	// files serves contents straight from files (ServeFile).
 	files fileContents
+	// rebuilt serves shards rebuilt by a repair (ServeShards).
+	rebuilt rebuiltServer
 
 	slot  *p2pstream.Slot // the exchange protocol of the adopted swarm
 	tasks *owner.Group    // the streams served, owned by Run

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -33,6 +34,9 @@ type codedExchange interface {
 	FetchShards(ctx context.Context, p peer.ID, ids []cid.Cid, fn func(j int, data []byte) error) error
 	// ServeCoded serves the shards of m by coding its chunks on demand.
 	ServeCoded(m *chunk.Manifest) (release func())
+	// ServeShards serves the shards ids from src (a repair's rebuilt
+	// shards).
+	ServeShards(ids []cid.Cid, src exchange.ShardSource) (release func())
 }
 
 // serveShards handles a PlaceRequest for one shard set.
@@ -48,6 +52,16 @@ func (r *Replicator) serveShards(ctx context.Context, s network.Stream, c *proto
 	i := m.ShardIndex()
 	if !man.Coded() || i >= man.Layout.K+man.Layout.M {
 		return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d of a version %d manifest", i, man.Version))
+	}
+	// One set of a content per member (docs/ERASURE.md "Put"): a
+	// placement of another set here, from a repair that counted this
+	// member lost, is refused.
+	if held, err := r.store.HeldShards(ctx, m.Root); err == nil {
+		for _, h := range held {
+			if h != i {
+				return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d: this member holds set %d of the content", i, h))
+			}
+		}
 	}
 	ids, _ := man.ShardSet(i)
 	var total uint64

@@ -37,6 +37,7 @@ type job struct {
 	need   int
 	skip   map[peer.ID]bool
 	live   []peer.ID
+	coded  *codedJob // a coded repair (coded_rebuild.go), else nil
 	seq    uint64
 	index  int // in the heap
 }
@@ -185,6 +186,11 @@ func (r *Replicator) placeWorker(ctx context.Context) {
 		j, ok := r.queue.pop(ctx)
 		if !ok {
 			return
+		}
+		if j.coded != nil {
+			r.repairCoded(ctx, j)
+			r.queue.done(j)
+			continue
 		}
 		r.log.Info("content below target; placing", "cid", j.root, "copies", j.copies,
 			"target", j.pl.copies, "placing", j.need)

@@ -116,7 +116,8 @@ func (r *Replicator) round(ctx context.Context) {
 			r.resume(ctx, root)
 		}
 	}
-	sum.Coded, sum.Survives = r.countCoded(ctx, coded)
+	// Coded contents: checked when due, repaired (coded_repair.go).
+	sum.Coded, sum.Survives = r.checkCoded(ctx, pl, coded, turn, down)
 	sum.Contents += len(due)
 	sum.Checked = len(due)
 	if len(due) > 0 {

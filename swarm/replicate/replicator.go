@@ -167,6 +167,7 @@ type Replicator struct {
 	noRoom   map[string]bool // roots for which no member had room at the last try
 	summary  Summary
 	tombs    *removals
+	coded    codedBook // the coded contents' checks (coded_repair.go)
 }
 
 // Summary is the replication state of the contents this member holds, as

@@ -57,7 +57,8 @@ type swarmConfig struct {
 	pageTimeout time.Duration
 	placements  int
 	recheck     time.Duration
-	durable     bool // each replicator keeps its repair state in a file
+	durable     bool          // each replicator keeps its repair state in a file
+	ping        time.Duration // the membership's ping interval; 200 ms when zero
 }
 
 // testSwarm makes cfg.n members of a new swarm; none runs yet (start).
@@ -94,7 +95,11 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 		t.Cleanup(func() { st.Close() })
 		nd := &node{h: h, store: st}
 		log := slog.New(slog.DiscardHandler)
-		nd.m = membership.New(h.Host, h.Gater, membership.Options{Logger: log, PingInterval: 200 * time.Millisecond})
+		ping := cfg.ping
+		if ping <= 0 {
+			ping = 200 * time.Millisecond
+		}
+		nd.m = membership.New(h.Host, h.Gater, membership.Options{Logger: log, PingInterval: ping})
 		nd.x = exchange.New(exchange.Options{Host: h.Host, Store: st, Logger: log, Members: func() []peer.ID {
 			var ps []peer.ID
 			if d := nd.m.Current(); d != nil {
