@@ -103,6 +103,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.openIndex(); err != nil {
 		return nil, err
 	}
+	if err := s.recoverUnclean(context.Background()); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -156,10 +160,14 @@ func removeTemps(dir string) (int, error) {
 	return n, nil
 }
 
-// Close closes the index. The store must not be used afterwards.
+// Close closes the index and marks the store closed cleanly (see
+// cleanMarker). The store must not be used afterwards.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing store index: %w", err)
+	}
+	if err := s.markClean(); err != nil {
+		return fmt.Errorf("closing store: marking it closed cleanly: %w", err)
 	}
 	return nil
 }
