@@ -24,6 +24,7 @@ func erasureBig() bool { return os.Getenv("ANNEX_SWARM_ERASURE_BIG") == "1" }
 // erasure = 4+2, copies_min 2 (success threshold 5).
 type codedSwarm struct {
 	c       *harness.Cluster
+	s       *harness.Swarm
 	storage []*harness.Node
 	clients []*harness.Node
 }
@@ -49,6 +50,7 @@ func formCodedSwarm(tb testing.TB, n int, storageCfg string, clients ...string) 
 	}
 	cs.c = harness.Of(bin, nodes...)
 	s := cs.c.FormSwarm(tb, harness.SwarmOptions{Copies: 2, CopiesMin: 2, Roles: roles})
+	cs.s = s
 	cs.c.MustRun(tb, "rules", "set", s.Rules, "--key", s.Key, "erasure=4+2", "erasure_min_size=1MiB", "repair_after=1h")
 	nodes[0].MustCLI("rules", "push", s.Rules)
 	want := swarmVersion(nodes[0])
