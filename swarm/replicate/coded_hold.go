@@ -75,23 +75,20 @@ func (r *Replicator) serveShards(ctx context.Context, s network.Stream, c *proto
 		_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
 		return p2pstream.Send(c, &proto.PlaceStatus{ID: m.ID, State: st, Bytes: min(n, total), Total: total})
 	}
-	// Shards not held yet (a retry or a second content sharing chunks
-	// finds some held) and the room they need.
+	// Shards not held yet (a retry, or a new version of a content whose
+	// set i is here, finds some held: docs/ERASURE.md "Put") and the room
+	// they need. Held is asked per shard CID, not per root: the new
+	// version's manifest is not recorded yet.
 	need, want := int64(0), make([]int, 0, len(ids))
 	seen := map[string]bool{}
-	if missing, err := r.store.MissingShards(ctx, m.Root, i); err == nil {
-		for j := range ids {
-			seen[ids[j].KeyString()] = true
-		}
-		for _, j := range missing {
-			delete(seen, ids[j].KeyString())
-		}
-	}
 	for j, id := range ids {
 		if seen[id.KeyString()] {
 			continue
 		}
 		seen[id.KeyString()] = true
+		if ok, err := r.store.HasChunk(id); err == nil && ok {
+			continue
+		}
 		want = append(want, j)
 		need += int64(chunk.ShardSize(int(man.Chunks[j].Length), man.Layout.K))
 	}

@@ -60,8 +60,9 @@ func (r *Replicator) seedCoded(ctx context.Context, pl policy, root cid.Cid, m *
 	}
 	n, need := m.Layout.K+m.Layout.M, successOf(pl, m)
 	// The uploader keeps its whole copy and holds no set: every set goes
-	// to another member (docs/ERASURE.md "Put").
-	cands := r.candidates(pl, root, map[peer.ID]bool{pl.self: true}, nil)
+	// to another member (docs/ERASURE.md "Put"), in the order of the
+	// first chunk so that a new version lands where the old one is.
+	cands := r.candidates(pl, setOrderKey(m, root), map[peer.ID]bool{pl.self: true}, nil)
 	if len(cands) < need {
 		return 0, fmt.Errorf("erasure %d+%d: %d live storage members, a coded put needs %d (success threshold); add members or lower copies_min: %w",
 			m.Layout.K, m.Layout.M, len(cands), need, ErrTooFewMembers)
