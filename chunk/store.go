@@ -324,6 +324,35 @@ func (s *Store) unlinkUnused(ids []cid.Cid) {
 	}
 }
 
+// syncDirs fsyncs the folders of dirs side by side, syncWorkers at a time,
+// so that their journal commits are shared instead of queued one per
+// folder (docs/STORE.md "Writes", step 2).
+func syncDirs(dirs map[string]bool) error {
+	if len(dirs) == 1 {
+		for d := range dirs {
+			return syncDir(d)
+		}
+	}
+	next := make(chan string)
+	errs := make([]error, syncWorkers)
+	var wg sync.WaitGroup
+	for w := range syncWorkers {
+		wg.Go(func() {
+			for d := range next {
+				if errs[w] == nil {
+					errs[w] = syncDir(d)
+				}
+			}
+		})
+	}
+	for d := range dirs {
+		next <- d
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

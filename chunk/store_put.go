@@ -329,26 +329,7 @@ func discard(f *os.File) {
 
 // syncDirs fsyncs the folders the new chunk files were renamed into, a few
 // at a time.
-func (p *put) syncDirs() error {
-	dirs := make(chan string)
-	errs := make([]error, syncWorkers)
-	var wg sync.WaitGroup
-	for w := range syncWorkers {
-		wg.Go(func() {
-			for d := range dirs {
-				if errs[w] == nil {
-					errs[w] = syncDir(d)
-				}
-			}
-		})
-	}
-	for d := range p.dirs {
-		dirs <- d
-	}
-	close(dirs)
-	wg.Wait()
-	return errors.Join(errs...)
-}
+func (p *put) syncDirs() error { return syncDirs(p.dirs) }
 
 // index writes the manifest object and pin marker, then records the new
 // chunks, the manifest and its references in one transaction.

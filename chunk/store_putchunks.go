@@ -175,12 +175,7 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 	if len(written) == 0 {
 		return errs, nil
 	}
-	for dir := range dirs {
-		if err = syncDir(dir); err != nil {
-			break
-		}
-	}
-	if err == nil {
+	if err = syncDirs(dirs); err == nil {
 		err = s.update(func(tx *bolt.Tx, c *counters) error {
 			for _, i := range written {
 				if err := addChunk(tx, c, items[i].CID.Bytes(), len(items[i].Data)); err != nil {

@@ -143,6 +143,9 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 	if !fi.Mode().IsRegular() {
 		return client.PutResult{}, fmt.Errorf("put: %s is not a regular file", req.Path)
 	}
+	if d.putsFromFile(fi.Size()) {
+		return d.putFromFile(ctx, req, f, fi, progress)
+	}
 	cr := &countingReader{r: f, total: fi.Size(), progress: progress}
 	root, err := d.storeContent(ctx, cr, fi.Size(), req.Key)
 	if err != nil {
@@ -173,6 +176,14 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 			return client.GetResult{}, fmt.Errorf("get: unknown hash %q", req.Hash)
 		}
 		h = known.New()
+	}
+	if d.getsDirect(ctx, root) {
+		if res, ok, err := d.getDirect(ctx, req, root, h, progress); ok {
+			if err != nil {
+				return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
+			}
+			return res, nil
+		}
 	}
 	if err := d.ensureLocal(ctx, root, progress); err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)

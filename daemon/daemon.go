@@ -72,6 +72,9 @@ type Daemon struct {
 	// inflight counts running control requests, so that the store is closed
 	// only after the last one has finished or rolled back.
 	inflight sync.WaitGroup
+	// fromFile serializes the puts of one content served from files
+	// (daemon/nocopy.go).
+	fromFile rootLocks
 
 	obs observers
 
@@ -133,6 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.repl = d.newReplicator(opts.RepairInterval)
 	d.audit = d.newAuditor(opts.AuditInterval)
 	d.members.OnAdopt(d.follow)
+	d.dropStaleNocopy()
 	runCtx, stopRun := context.WithCancel(ctx)
 	// The loops and everything they own (served streams, placements,
 	// announcements) end before the host and the store close (the defers

@@ -28,6 +28,10 @@ const maxRemovalsFile = replicate.MaxRemovalFrames * 1024
 // (docs/REPLICATION.md "Removal records file").
 func (d *Daemon) removalsPath() string { return filepath.Join(d.home.Dir, "removals") }
 
+// repairStatePath is the repair state file (docs/REPLICATION.md "Repair
+// state file").
+func (d *Daemon) repairStatePath() string { return filepath.Join(d.home.Dir, "repair") }
+
 // newReplicator wires the replication engine to the store, the exchange,
 // the membership and the home.
 func (d *Daemon) newReplicator(interval time.Duration) *replicate.Replicator {
@@ -43,6 +47,14 @@ func (d *Daemon) newReplicator(interval time.Duration) *replicate.Replicator {
 		},
 		SaveRemovals:   func(b []byte) error { return WriteFileAtomic(d.removalsPath(), b, 0o600) },
 		AppendRemovals: func(b []byte) error { return appendFileSynced(d.removalsPath(), b, 0o600) },
+		LoadRepairState: func() ([]byte, error) {
+			b, err := readBounded(d.repairStatePath(), replicate.MaxRepairStateFile)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil
+			}
+			return b, err
+		},
+		SaveRepairState: func(b []byte) error { return WriteFileAtomic(d.repairStatePath(), b, 0o600) },
 	})
 }
 

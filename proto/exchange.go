@@ -58,6 +58,11 @@ type ManifestResponse struct {
 type BlockRequest struct {
 	ID  uint64  `cbor:"1,keyasint"`
 	CID cid.Cid `cbor:"2,keyasint"`
+	// Verify reports that the requester received bytes for CID from this
+	// responder that did not hash to it: the responder MUST verify its copy
+	// before answering, quarantine it when corrupt and then answer
+	// NotFound (docs/PROTOCOL.md "BlockRequest"). Absent means false.
+	Verify bool `cbor:"3,keyasint,omitempty"`
 }
 
 // BlockResponse carries one chunk. The receiver MUST check that Data hashes

@@ -27,6 +27,7 @@ func sampleMsgs(tb testing.TB) []Msg {
 		&ManifestRequest{ID: 2, Root: root},
 		&ManifestResponse{ID: 2, Root: root, Data: []byte("manifest")},
 		&BlockRequest{ID: 1 << 40, CID: testCID(tb, block)},
+		&BlockRequest{ID: 7, CID: testCID(tb, block), Verify: true},
 		&BlockResponse{ID: 1 << 40, CID: testCID(tb, block), Data: block},
 		&BlockResponse{ID: 5, CID: testCID(tb, nil), Data: Payload{}},
 		&ErrorResponse{ID: 3, Code: CodeNotFound, Message: "no such chunk"},
@@ -71,6 +72,7 @@ func TestEncodingByHand(t *testing.T) {
 		want []byte
 	}{
 		{&BlockRequest{ID: 1, CID: c}, cat([]byte{0x05, 0xa2, 0x01, 0x01, 0x02}, cidItem)},
+		{&BlockRequest{ID: 1, CID: c, Verify: true}, cat([]byte{0x05, 0xa3, 0x01, 0x01, 0x02}, cidItem, []byte{0x03, 0xf5})},
 		{&BlockResponse{ID: 500, CID: c, Data: []byte("hi")},
 			cat([]byte{0x06, 0xa3, 0x01, 0x19, 0x01, 0xf4, 0x02}, cidItem, []byte{0x03, 0x42, 'h', 'i'})},
 		{&ErrorResponse{ID: 0, Code: CodeBusy, Message: "x"}, []byte{0x09, 0xa3, 0x01, 0x00, 0x02, 0x03, 0x03, 0x61, 'x'}},

@@ -16,15 +16,16 @@ import (
 // BenchmarkGitAnnexCopyGet times `git annex copy --to` and `git annex get
 // --from` of one file (ANNEX_SWARM_BENCH_MIB, 1 GiB by default) with the
 // swarm remote and, in the same run, with a directory special remote on the
-// same disk. The swarm: a client member (the repository's daemon) and three
-// storage members, copies=2, copies_min=1. Also times `testremote --fast`
-// against both.
+// same disk, and beside `cp FILE DEST && sync` of the same file to the same
+// disk (issue 11). The swarm: a client member (the repository's daemon) and
+// three storage members, copies=2, copies_min=1. Also times `testremote
+// --fast` against both.
 func BenchmarkGitAnnexCopyGet(b *testing.B) {
 	if _, err := os.Stat("/usr/bin/git-annex"); err != nil {
 		b.Skip("git-annex not installed")
 	}
 	size := benchSize()
-	var swarmCopy, swarmGet, dirCopy, dirGet, swarmTR, dirTR time.Duration
+	var swarmCopy, swarmGet, dirCopy, dirGet, swarmTR, dirTR, cpSync time.Duration
 	for i := 0; i < b.N; i++ {
 		c := harness.New(b, bin, 4, fastSync)
 		c.FormSwarm(b, harness.SwarmOptions{Copies: 2, CopiesMin: 1, Roles: map[int]string{0: "client"}})
@@ -44,6 +45,9 @@ func BenchmarkGitAnnexCopyGet(b *testing.B) {
 			r.run("git", args...)
 			return time.Since(start)
 		}
+		start := time.Now()
+		r.run("sh", "-c", `cp big.bin "$0" && sync`, filepath.Join(b.TempDir(), "cp.bin"))
+		cpSync += time.Since(start)
 		dirCopy += timeIt("annex", "copy", "--to", "dir", "big.bin")
 		swarmCopy += timeIt("annex", "copy", "--to", "swarm", "big.bin")
 		r.run("git", "annex", "drop", "big.bin")
@@ -60,12 +64,14 @@ func BenchmarkGitAnnexCopyGet(b *testing.B) {
 	b.ReportMetric(swarmCopy.Seconds()/n, "swarm_copy_s")
 	b.ReportMetric(dirCopy.Seconds()/n, "dir_copy_s")
 	b.ReportMetric(swarmCopy.Seconds()/dirCopy.Seconds(), "copy_ratio")
+	b.ReportMetric(cpSync.Seconds()/n, "cp_sync_s")
+	b.ReportMetric(swarmCopy.Seconds()/cpSync.Seconds(), "copy_cp_sync_ratio")
 	b.ReportMetric(swarmGet.Seconds()/n, "swarm_get_s")
 	b.ReportMetric(dirGet.Seconds()/n, "dir_get_s")
 	b.ReportMetric(swarmGet.Seconds()/dirGet.Seconds(), "get_ratio")
 	b.ReportMetric(swarmTR.Seconds()/n, "swarm_testremote_fast_s")
 	b.ReportMetric(dirTR.Seconds()/n, "dir_testremote_fast_s")
-	fmt.Fprintf(os.Stderr, "copy %v vs %v, get %v vs %v, testremote --fast %v vs %v\n", swarmCopy, dirCopy, swarmGet, dirGet, swarmTR, dirTR)
+	fmt.Fprintf(os.Stderr, "copy %v vs %v (cp + sync %v), get %v vs %v, testremote --fast %v vs %v\n", swarmCopy, dirCopy, cpSync, swarmGet, dirGet, swarmTR, dirTR)
 }
 
 // BenchmarkGitAnnexTestremote times git-annex's full `testremote` (573

@@ -17,16 +17,24 @@ import (
 // put returns, time until 4 verified copies, bytes sent by the uploader),
 // against a put in a swarm of one storage member with copies=1 (a
 // single-copy transfer). The file is 256 MiB, or
-// ANNEX_SWARM_BENCH_MIB MiB.
+// ANNEX_SWARM_BENCH_MIB MiB. ANNEX_SWARM_BENCH_UPLOAD (e.g. 16MiB/s) caps
+// every daemon's upload: capped seeding. ANNEX_SWARM_BENCH_MIN sets
+// copies_min (2 by default; 1 puts one first holder ahead of the others,
+// docs/REPLICATION.md "copies_min first").
 //
 //	go test ./test -run XXX -bench BenchmarkReplicationSeed -benchtime 1x -v
+//	ANNEX_SWARM_BENCH_MIB=128 ANNEX_SWARM_BENCH_UPLOAD=16MiB/s go test ./test -run XXX -bench BenchmarkReplicationSeed -benchtime 1x -v
 func BenchmarkReplicationSeed(b *testing.B) {
 	size := int64(256) << 20
 	if v, err := strconv.Atoi(os.Getenv("ANNEX_SWARM_BENCH_MIB")); err == nil && v > 0 {
 		size = int64(v) << 20
 	}
 	single := benchSwarm(b, 1, harness.SwarmOptions{Copies: 1, CopiesMin: 1})
-	multi := benchSwarm(b, 5, harness.SwarmOptions{Copies: 4, CopiesMin: 2})
+	copiesMin := 2
+	if v, err := strconv.Atoi(os.Getenv("ANNEX_SWARM_BENCH_MIN")); err == nil && v > 0 {
+		copiesMin = v
+	}
+	multi := benchSwarm(b, 5, harness.SwarmOptions{Copies: 4, CopiesMin: copiesMin})
 	dir := b.TempDir()
 	b.ResetTimer()
 	for i := range b.N {
@@ -63,9 +71,10 @@ func BenchmarkReplicationSeed(b *testing.B) {
 		b.ReportMetric(minDone.Seconds(), "s-copies_min")
 		b.ReportMetric(four.Seconds(), "s-4copies")
 		b.ReportMetric(four.Seconds()/one.Seconds(), "ratio-4/1")
+		b.ReportMetric(minDone.Seconds()/one.Seconds(), "ratio-min/1")
 		b.ReportMetric(float64(sent)/float64(size), "upload-x-size")
-		b.Logf("%d MiB: 1 copy %v; copies_min (2) %v; 4 copies %v (%.2f×); uploader sent %.3f× the size",
-			size>>20, one.Round(10*time.Millisecond), minDone.Round(10*time.Millisecond), four.Round(10*time.Millisecond),
+		b.Logf("%d MiB: 1 copy %v; copies_min (%d) %v; 4 copies %v (%.2f×); uploader sent %.3f× the size",
+			size>>20, one.Round(10*time.Millisecond), copiesMin, minDone.Round(10*time.Millisecond), four.Round(10*time.Millisecond),
 			four.Seconds()/one.Seconds(), float64(sent)/float64(size))
 	}
 }
@@ -76,7 +85,11 @@ func benchSwarm(b *testing.B, n int, o harness.SwarmOptions) *harness.Node {
 	b.Helper()
 	var nodes []*harness.Node
 	for i := range n + 1 {
-		nodes = append(nodes, harness.NewNode(b, bin, "n"+strconv.Itoa(i), harness.Options{Args: replArgs}))
+		o := harness.Options{Args: replArgs}
+		if up := os.Getenv("ANNEX_SWARM_BENCH_UPLOAD"); up != "" {
+			o.Config = "[limits]\nupload = \"" + up + "\"\n"
+		}
+		nodes = append(nodes, harness.NewNode(b, bin, "n"+strconv.Itoa(i), o))
 	}
 	c := harness.Of(bin, nodes...)
 	o.Roles = map[int]string{n: "client"}

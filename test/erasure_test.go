@@ -15,7 +15,13 @@ import (
 // erasure = 4+2 (copies_min 2: success threshold 5).
 func formCoded(t *testing.T, n int) *replSwarm {
 	t.Helper()
-	rs := formRepl(t, n, true, harness.SwarmOptions{Copies: 2, CopiesMin: 2}, "1h", nil)
+	return formCodedWith(t, n, harness.SwarmOptions{Copies: 2, CopiesMin: 2}, "1h")
+}
+
+// formCodedWith is formCoded with the swarm options o and repair_after.
+func formCodedWith(t *testing.T, n int, o harness.SwarmOptions, repairAfter string) *replSwarm {
+	t.Helper()
+	rs := formRepl(t, n, true, o, repairAfter, nil)
 	rs.c.MustRun(t, "rules", "set", rs.s.Rules, "--key", rs.s.Key, "erasure=4+2", "erasure_min_size=1MiB")
 	rs.c.Nodes[0].MustCLI("rules", "push", rs.s.Rules)
 	want := swarmVersion(rs.c.Nodes[0])

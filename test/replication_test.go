@@ -147,8 +147,11 @@ func TestReplicationSeedsFromClient(t *testing.T) {
 	if fileSHA256(t, out) != sum {
 		t.Fatal("a holder's copy differs")
 	}
-	harness.WaitFor(t, 30*time.Second, "status summary shows the content at target", func() bool {
-		r := laptop.StatusJSON().Replication
+	// The laptop, a client member, keeps nothing once the put ended
+	// (docs/STORE.md "What a client member keeps"): a holder's summary
+	// counts the content.
+	harness.WaitFor(t, 30*time.Second, "a holder's status summary shows the content at target", func() bool {
+		r := h.StatusJSON().Replication
 		return r != nil && r.Contents == 1 && r.AtTarget == 1
 	})
 }

@@ -25,9 +25,13 @@ import (
 // content is at target it measures, over ANNEX_SWARM_SCALE_MINUTES
 // (default 2) of idling: CPU time and RSS of each daemon, the latency of
 // status and where, and the repair placements started; then it restarts
-// the last member and counts the placements started over the same time.
-// A placement while every content is at target fails the test; the
-// figures are logged (docs/PERFORMANCE.md "Scale").
+// the last member, counts the contents its first round surveys (it starts
+// from its kept repair state: fewer than half, or the test fails) and the
+// placements started over the same time; last, as the same-run baseline,
+// it restarts that member once more without its repair state file and
+// logs what its first round surveys. A placement while every content is
+// at target fails the test; the figures are logged (docs/PERFORMANCE.md
+// "Scale").
 //
 //	ANNEX_SWARM_SCALE=10000 go test ./test -run TestScale -v -timeout 60m
 func TestScale(t *testing.T) {
@@ -106,10 +110,45 @@ func TestScale(t *testing.T) {
 	if err := last.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := last.Start(); err != nil {
-		t.Fatal(err)
+	// The first round after the restart starts from the kept repair state
+	// (docs/REPLICATION.md "Repair state file"): it surveys only what is
+	// due, not every content again.
+	first := firstRound(t, last, n)
+	if first.Checked >= n/2 {
+		t.Errorf("the first round after a restart surveyed %d of %d contents: the kept state was not used", first.Checked, n)
 	}
 	observe("after a restart of " + last.Name)
+
+	// The same-run baseline: a restart without the kept state (the file
+	// removed, as before it existed) surveys every content.
+	base := placements(nodes)
+	if err := last.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(last.Home, "repair")); err != nil {
+		t.Fatalf("removing the repair state: %v", err)
+	}
+	firstRound(t, last, n)
+	t.Logf("repair placements started per member (the restarted one counts from its start): before %v, after that first round %v", base, placements(nodes))
+}
+
+// firstRound starts nd (stopped) and waits for its first repair round;
+// it logs and returns what that round found.
+func firstRound(t *testing.T, nd *harness.Node, n int) *client.ReplicationStatus {
+	t.Helper()
+	restarted := time.Now()
+	if err := nd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var first *client.ReplicationStatus
+	harness.WaitFor(t, 5*time.Minute, "the first repair round after the restart", func() bool {
+		first = nd.StatusJSON().Replication
+		return first != nil && first.LastRound != ""
+	})
+	_, statErr := os.Stat(filepath.Join(nd.Home, "repair"))
+	t.Logf("first round after a restart of %s (%v after the start, repair state file present at the end: %v): checked %d of %d contents, at target %d",
+		nd.Name, time.Since(restarted).Round(time.Second), statErr == nil, first.Checked, n, first.AtTarget)
+	return first
 }
 
 func envInt(name string, def int) int {

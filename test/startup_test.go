@@ -46,7 +46,7 @@ func BenchmarkRemoteStartup(b *testing.B) {
 	}
 	vs := []variant{{"current-env", bin.Remote, repo, withHomeEnv}, {"current-gitconfig", bin.Remote, repo, noHomeEnv}}
 	if base := os.Getenv("ANNEX_SWARM_REMOTE_BASELINE"); base != "" {
-		vs = append(vs, variant{"baseline-env", base, repo, withHomeEnv})
+		vs = append(vs, variant{"baseline-env", base, repo, withHomeEnv}, variant{"baseline-gitconfig", base, repo, noHomeEnv})
 	}
 	for _, v := range vs {
 		b.Run(v.name, func(b *testing.B) {

@@ -40,7 +40,7 @@ func (b *Backend) chooseHome(ctx context.Context, cfg annexremote.Config) (dir, 
 	}
 	look := b.GitConfig
 	if look == nil {
-		look = gitConfig
+		look = readOrRunGitConfig
 	}
 	v, err := look(ctx, GitConfigHome)
 	if err != nil {
@@ -56,6 +56,15 @@ func (b *Backend) chooseHome(ctx context.Context, cfg annexremote.Config) (dir, 
 		return v, fromLegacy, nil
 	}
 	return "", fromDefault, nil
+}
+
+// readOrRunGitConfig reads key from the config files git reads when they
+// are plain (gitconfig.go), else runs git.
+func readOrRunGitConfig(ctx context.Context, key string) (string, error) {
+	if v, err := readGitConfig(".", key); err == nil {
+		return v, nil
+	}
+	return gitConfig(ctx, key)
 }
 
 // gitConfig reads key from the git config of the repository git-annex runs

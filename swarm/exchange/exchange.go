@@ -92,6 +92,10 @@ type Exchange struct {
 	gate atomic.Pointer[ServeGate]
 	// coded serves shards of coded contents by coding on demand (ServeCoded).
 	coded codedServer
+	// files serves contents straight from files (ServeFile).
+	files fileContents
+	// rebuilt serves shards rebuilt by a repair (ServeShards).
+	rebuilt rebuiltServer
 
 	slot  *p2pstream.Slot // the exchange protocol of the adopted swarm
 	tasks *owner.Group    // the streams served, owned by Run

@@ -3,11 +3,8 @@ package exchange
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,31 +147,6 @@ func TestServeResetsOnProtocolError(t *testing.T) {
 	}
 	if _, err := io.ReadAll(s); err == nil {
 		t.Error("garbage answered without a reset")
-	}
-}
-
-func TestServeCorruptLocalChunkIsNotFound(t *testing.T) {
-	n := newNodes(t, 2, nodeConfig{})
-	_, m := n[1].put(t, randomContent(t, 256<<10))
-	id := m.Chunks[0].CID
-	// Damage the stored file behind the store's back (docs/STORE.md "Layout").
-	h := id.Hash()
-	path := filepath.Join(n[1].dir, "chunks", hex.EncodeToString(h[len(h)-32:][:1]), id.String())
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, c := openCodec(t, n[0], n[1])
-	wantCode(t, roundTrip(t, c, &proto.BlockRequest{ID: 1, CID: id}), proto.CodeNotFound)
-	if ok, _ := n[1].st.HasChunk(id); ok {
-		t.Error("corrupt chunk still listed")
-	}
-	if n[1].st.Stats().Corrupt != 1 {
-		t.Error("corrupt chunk not quarantined")
 	}
 }
 

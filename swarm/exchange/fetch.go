@@ -91,6 +91,8 @@ type fetch struct {
 	pid      protocol.ID
 	opts     FetchOptions
 	progress func(FetchProgress)
+	// sink takes each verified chunk instead of the store (FetchInto).
+	sink     func(id cid.Cid, data []byte) error
 	progMu   sync.Mutex
 	reported uint64 // sequence number of the last progress reported, under progMu
 	work     chan delivery
@@ -137,7 +139,7 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, progress func(FetchP
 		}
 		cands = x.holders(ctx, root)
 		var from peer.ID
-		m, from, err = x.fetchManifest(ctx, pid, root, cands)
+		m, from, err = x.fetchManifest(ctx, pid, root, cands, true)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,11 @@ import (
 // first chunk not decoded yet, which bounds the shards kept in memory.
 const codedAhead = 16
 
+// codedStoreBatch is the most decoded chunks stored with one PutChunks:
+// one index commit and one folder sync per batch rather than per chunk,
+// as the replicated fetch stores (fetch_sched.go deliver).
+const codedStoreBatch = 8
+
 // errNoShards says that no holder answered with shard sets: the content is
 // fetched chunk by chunk from holders of whole copies instead.
 var errNoShards = errors.New("no holder of shard sets")
@@ -45,6 +50,17 @@ type codedFetch struct {
 	prog    FetchProgress
 	failed  error // a decoded chunk that would not store: the fetch fails
 	running int   // sessions running
+	pending int   // chunks decoded and not stored yet
+
+	decoded chan decodedChunk // to the storer
+	stored  chan struct{}     // a batch was stored (cap 1)
+	quit    chan struct{}     // closed when fetchCoded returns
+}
+
+// decodedChunk is a chunk decoded and verified, waiting to be stored.
+type decodedChunk struct {
+	ref  chunk.ChunkRef
+	data []byte
 }
 
 type codedSlot struct {
@@ -71,7 +87,8 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 	if found < k {
 		return fmt.Errorf("fetching %s: %d of the %d shard sets needed have a reachable holder: %w", root, found, k, ErrNoHolder)
 	}
-	f := &codedFetch{x: x, pid: pid, m: m, k: k, n: n, progress: progress}
+	f := &codedFetch{x: x, pid: pid, m: m, k: k, n: n, progress: progress,
+		decoded: make(chan decodedChunk, codedAhead+n), stored: make(chan struct{}, 1), quit: make(chan struct{})}
 	f.wake = sync.NewCond(&f.mu)
 	seen := map[string]bool{}
 	var missingBytes int64
@@ -87,6 +104,8 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 	if f.left == 0 {
 		return nil
 	}
+	defer close(f.quit)
+	go f.storer(ctx)
 	// Sets in the order they are tried: data sets first, then parity; each
 	// with its holders.
 	type try struct {
@@ -142,7 +161,7 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 	var lastErr error
 	for {
 		f.mu.Lock()
-		left, failed, running := f.left, f.failed, f.running
+		left, failed, running, pending := f.left, f.failed, f.running, f.pending
 		f.mu.Unlock()
 		if failed != nil {
 			return failed
@@ -150,7 +169,7 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 		if left == 0 {
 			return nil
 		}
-		if running == 0 && len(queue) == 0 {
+		if running == 0 && pending == 0 && len(queue) == 0 {
 			return fmt.Errorf("fetching %s: %d chunks left and no holder of a shard set left (last: %v): %w", root, left, lastErr, ErrNoHolder)
 		}
 		select {
@@ -165,6 +184,7 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 				}
 				start()
 			}
+		case <-f.stored:
 		case <-ctx.Done():
 			return fmt.Errorf("fetching %s: %w", root, ctx.Err())
 		}
@@ -220,36 +240,89 @@ func (f *codedFetch) session(ctx context.Context, i int, p peer.ID) error {
 	})
 }
 
-// decode rebuilds and stores one chunk; a failure ends the fetch.
+// decode rebuilds one chunk and hands it to the storer; a failure ends
+// the fetch.
 func (f *codedFetch) decode(ctx context.Context, ref chunk.ChunkRef, shards [][]byte) error {
 	data, err := chunk.DecodeChunk(ref, shards, f.k, f.n-f.k)
-	if err == nil {
-		err = f.x.store.PutChunks(ctx, []chunk.ChunkData{{CID: ref.CID, Data: data}})[0]
-	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err != nil {
 		if f.failed == nil {
-			f.failed = fmt.Errorf("storing chunk %s: %w", ref.CID, err)
+			f.failed = fmt.Errorf("decoding chunk %s: %w", ref.CID, err)
 		}
 		f.wake.Broadcast()
+		f.mu.Unlock()
 		return err
 	}
-	f.left--
-	for f.low < len(f.slots) && f.slots[f.low].done {
-		f.low++
+	f.pending++
+	f.mu.Unlock()
+	select {
+	case f.decoded <- decodedChunk{ref: ref, data: data}:
+		return nil
+	case <-f.quit:
+		return fmt.Errorf("fetch ended: %w", context.Canceled)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	f.prog.Bytes += int64(ref.Length) * int64(f.count(ref.CID))
-	f.wake.Broadcast()
-	if f.progress != nil {
-		p := f.prog
-		p.Sources = make(map[string]int64, len(f.prog.Sources))
-		for k, v := range f.prog.Sources {
-			p.Sources[k] = v
+}
+
+// storer stores decoded chunks in batches of up to codedStoreBatch until
+// fetchCoded returns; a chunk that does not store fails the fetch.
+func (f *codedFetch) storer(ctx context.Context) {
+	for {
+		var batch []decodedChunk
+		select {
+		case d := <-f.decoded:
+			batch = append(batch, d)
+		case <-f.quit:
+			return
 		}
-		f.progress(p)
+	drain:
+		for len(batch) < codedStoreBatch {
+			select {
+			case d := <-f.decoded:
+				batch = append(batch, d)
+			default:
+				break drain
+			}
+		}
+		items := make([]chunk.ChunkData, len(batch))
+		for i, d := range batch {
+			items[i] = chunk.ChunkData{CID: d.ref.CID, Data: d.data}
+		}
+		errs := f.x.store.PutChunks(ctx, items)
+		f.mu.Lock()
+		f.pending -= len(batch)
+		for i, d := range batch {
+			if errs[i] != nil {
+				if f.failed == nil {
+					f.failed = fmt.Errorf("storing chunk %s: %w", d.ref.CID, errs[i])
+				}
+				continue
+			}
+			f.left--
+			f.prog.Bytes += int64(d.ref.Length) * int64(f.count(d.ref.CID))
+		}
+		for f.low < len(f.slots) && f.slots[f.low].done {
+			f.low++
+		}
+		f.wake.Broadcast()
+		var p FetchProgress
+		if f.progress != nil {
+			p = f.prog
+			p.Sources = make(map[string]int64, len(f.prog.Sources))
+			for k, v := range f.prog.Sources {
+				p.Sources[k] = v
+			}
+		}
+		f.mu.Unlock()
+		if f.progress != nil {
+			f.progress(p)
+		}
+		select {
+		case f.stored <- struct{}{}:
+		default:
+		}
 	}
-	return nil
 }
 
 // count is how many times the manifest lists chunk id.

@@ -19,13 +19,17 @@ import (
 // "Fetching"): one stream per candidate, the bytes checked against the root.
 
 // fetchManifest asks the candidates one after another for the manifest and
-// returns the first one that hashes to root, with the peer that sent it.
-func (x *Exchange) fetchManifest(ctx context.Context, pid protocol.ID, root cid.Cid, cands <-chan peer.ID) (*chunk.Manifest, peer.ID, error) {
+// returns the first one that hashes to root, with the peer that sent it,
+// recorded in the store when record is set.
+func (x *Exchange) fetchManifest(ctx context.Context, pid protocol.ID, root cid.Cid, cands <-chan peer.ID, record bool) (*chunk.Manifest, peer.ID, error) {
 	asked, lied := 0, 0
 	for p := range cands {
 		asked++
 		m, err := x.askManifest(ctx, pid, p, root)
 		if err == nil {
+			if !record {
+				return m, p, nil
+			}
 			if _, err = x.store.PutManifest(ctx, m); err != nil {
 				return nil, "", fmt.Errorf("fetching %s: %w", root, err)
 			}

@@ -45,6 +45,10 @@ type source struct {
 	lastHave time.Time
 	bytes    int64 // payload stored from this source
 	answered int   // chunks it delivered (the window opens with them)
+	// suspect lists the chunks s sent that did not match their CID: each
+	// is asked of s again with Verify set, so that s checks (and
+	// quarantines) its copy; it answers NotFound or good bytes.
+	suspect []*want
 	// absent says the source answered that it does not hold the manifest
 	// (yet: a new holder being placed at the same time gets it soon); ended
 	// is when its session ended. retryAbsent asks it again.
@@ -134,8 +138,11 @@ func (f *fetch) assign(s *source) []proto.Msg {
 	}
 	var reqs []proto.Msg
 	for s.busy < f.window(s) && (s.busy == 0 || f.inflight < f.opts.MaxInFlight) {
-		w := f.pickQueued(s)
-		if w == nil {
+		verify := false
+		w := f.pickSuspect(s)
+		if w != nil {
+			verify = true
+		} else if w = f.pickQueued(s); w == nil {
 			w = f.pickEndGame(s)
 		}
 		if w == nil {
@@ -151,9 +158,22 @@ func (f *fetch) assign(s *source) []proto.Msg {
 		}
 		w.reqs++
 		f.inflight += w.size
-		reqs = append(reqs, &proto.BlockRequest{ID: s.nextID, CID: w.id})
+		reqs = append(reqs, &proto.BlockRequest{ID: s.nextID, CID: w.id, Verify: verify})
 	}
 	return reqs
+}
+
+// pickSuspect returns the oldest chunk s sent corrupt, to be asked of s
+// again with Verify set (the report that makes s check its copy), or nil.
+// It is asked even when another source delivered it meanwhile: the answer
+// is then a duplicate, and s has learned.
+func (f *fetch) pickSuspect(s *source) *want {
+	if len(s.suspect) == 0 {
+		return nil
+	}
+	w := s.suspect[0]
+	s.suspect = s.suspect[1:]
+	return w
 }
 
 // pickQueued returns the first chunk in scheduling order that s holds and
@@ -237,6 +257,7 @@ func (f *fetch) notHeld(s *source, w *want) {
 func (f *fetch) strike(s *source, w *want) {
 	s.strikes++
 	f.x.log.Warn("peer sent a chunk that does not match its CID", "peer", s.id, "cid", w.id, "strikes", s.strikes)
+	s.suspect = append(s.suspect, w)
 	if s.strikes >= f.opts.MaxStrikes && !s.dead {
 		f.x.log.Warn("dropping lying peer for this fetch", "peer", s.id, "root", f.root)
 		f.liars++
@@ -315,7 +336,7 @@ func (f *fetch) deliver(ctx context.Context, batch []delivery) {
 		stored = append(stored, i)
 	}
 	if len(items) > 0 {
-		for j, err := range f.x.store.PutChunks(ctx, items) {
+		for j, err := range f.putChunks(ctx, items) {
 			errs[stored[j]] = err
 		}
 	}

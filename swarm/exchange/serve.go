@@ -164,7 +164,7 @@ func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
 	if len(man.Chunks) > proto.MaxNumChunks {
 		return sv.errResp(m.ID, fmt.Errorf("manifest %s lists %d chunks, over the protocol's %d", m.Root, len(man.Chunks), proto.MaxNumChunks))
 	}
-	missing, err := sv.x.store.Missing(ctx, m.Root)
+	missing, err := sv.x.missing(ctx, m.Root)
 	if err != nil {
 		return sv.errResp(m.ID, err)
 	}
@@ -200,9 +200,14 @@ func (sv *server) manifest(ctx context.Context, m *proto.ManifestRequest) proto.
 	return &proto.ManifestResponse{ID: m.ID, Root: m.Root, Data: enc}
 }
 
-// block reads and verifies a chunk (GetChunk quarantines a corrupt one,
-// which is then answered NotFound) and waits for upload bandwidth. Only a
-// failed wait (the stream's end) is returned as an error.
+// block reads a chunk and waits for upload bandwidth. Only a failed wait
+// (the stream's end) is returned as an error.
+//
+// The chunk is not hashed here: the requester verifies every chunk it
+// receives, and one that does not match comes back as a BlockRequest with
+// Verify set, which is answered after GetChunk verified the copy (a corrupt
+// one is quarantined and answered NotFound). docs/STORE.md "Who verifies
+// what".
 func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, error) {
 	if busy := sv.x.gated(sv.s.Conn().RemotePeer(), m); busy != nil {
 		return busy, nil
@@ -213,9 +218,20 @@ func (sv *server) block(ctx context.Context, m *proto.BlockRequest) (proto.Msg, 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	data, err := sv.x.store.GetChunkInto(ctx, m.CID, buf)
+	var data []byte
+	var err error
+	if m.Verify {
+		data, err = sv.x.store.GetChunkInto(ctx, m.CID, buf)
+		if errors.Is(err, chunk.ErrCorrupt) {
+			sv.x.log.Warn("a peer reported a corrupt chunk, quarantined", "peer", sv.s.Conn().RemotePeer(), "cid", m.CID)
+		}
+	} else {
+		data, err = sv.x.store.ReadChunkInto(ctx, m.CID, buf)
+	}
 	if errors.Is(err, chunk.ErrNotFound) {
-		if coded, ok := sv.x.codedShard(ctx, m.CID); ok {
+		if fdata, ok, ferr := sv.x.fileChunk(m.CID, buf); ok {
+			data, err = fdata, ferr
+		} else if coded, ok := sv.x.codedShard(ctx, m.CID); ok {
 			data, err = coded, nil
 		}
 	}

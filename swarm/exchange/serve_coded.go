@@ -84,8 +84,9 @@ func (x *Exchange) ServeCoded(m *chunk.Manifest) (release func()) {
 }
 
 // codedShard returns shard id coded from its chunk when id is registered
-// by ServeCoded and the chunk is held here; ok is false otherwise. The
-// result is a copy the caller owns.
+// by ServeCoded and the chunk is held here, or from its source when it is
+// registered by ServeShards; ok is false otherwise. The result is a copy
+// the caller owns.
 func (x *Exchange) codedShard(ctx context.Context, id cid.Cid) (data []byte, ok bool) {
 	cs := &x.coded
 	cs.mu.Lock()
@@ -100,7 +101,7 @@ func (x *Exchange) codedShard(ctx context.Context, id cid.Cid) (data []byte, ok 
 	}
 	cs.mu.Unlock()
 	if !found {
-		return nil, false
+		return x.rebuiltShard(ctx, id)
 	}
 	if data != nil {
 		return data, true

@@ -93,6 +93,9 @@ func (x *Exchange) pullShards(ctx context.Context, pid protocol.ID, p peer.ID, i
 			x.received.Add(int64(len(m.Data)))
 			if err := chunk.VerifyChunk(id, m.Data); err != nil {
 				s.Reset()
+				if rerr := x.reportCorrupt(ctx, pid, p, id); rerr != nil {
+					x.log.Debug("reporting a corrupt shard failed", "err", rerr)
+				}
 				return fmt.Errorf("fetching shard %s from %s: %w: %w", id, p, ErrLiar, err)
 			}
 			if err := wait(ctx, x.bw.down, len(m.Data)); err != nil {

@@ -22,6 +22,10 @@ import (
 // back itself.
 func (r *Replicator) AuditFailed(ctx context.Context, root cid.Cid, p peer.ID) int {
 	pl, ok := r.currentPolicy()
+	if ok && r.codedRoot(ctx, root) {
+		r.codedAuditFailed(root, p) // rebuilt by the coded check (coded_repair.go)
+		return 0
+	}
 	if !ok || !pl.storage || !r.complete(ctx, root) || r.tombs.removed(root) {
 		return 0
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annex-swarm/annex-swarm/chunk"
 	"github.com/annex-swarm/annex-swarm/proto"
+	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 	"github.com/annex-swarm/annex-swarm/swarm/p2pstream"
 )
 
@@ -33,6 +34,9 @@ type codedExchange interface {
 	FetchShards(ctx context.Context, p peer.ID, ids []cid.Cid, fn func(j int, data []byte) error) error
 	// ServeCoded serves the shards of m by coding its chunks on demand.
 	ServeCoded(m *chunk.Manifest) (release func())
+	// ServeShards serves the shards ids from src (a repair's rebuilt
+	// shards).
+	ServeShards(ids []cid.Cid, src exchange.ShardSource) (release func())
 }
 
 // serveShards handles a PlaceRequest for one shard set.
@@ -49,6 +53,16 @@ func (r *Replicator) serveShards(ctx context.Context, s network.Stream, c *proto
 	if !man.Coded() || i >= man.Layout.K+man.Layout.M {
 		return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d of a version %d manifest", i, man.Version))
 	}
+	// One set of a content per member (docs/ERASURE.md "Put"): a
+	// placement of another set here, from a repair that counted this
+	// member lost, is refused.
+	if held, err := r.store.HeldShards(ctx, m.Root); err == nil {
+		for _, h := range held {
+			if h != i {
+				return refuse(c, m.ID, proto.CodeRefused, fmt.Sprintf("shard set %d: this member holds set %d of the content", i, h))
+			}
+		}
+	}
 	ids, _ := man.ShardSet(i)
 	var total uint64
 	for _, ch := range man.Chunks {
@@ -61,23 +75,20 @@ func (r *Replicator) serveShards(ctx context.Context, s network.Stream, c *proto
 		_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
 		return p2pstream.Send(c, &proto.PlaceStatus{ID: m.ID, State: st, Bytes: min(n, total), Total: total})
 	}
-	// Shards not held yet (a retry or a second content sharing chunks
-	// finds some held) and the room they need.
+	// Shards not held yet (a retry, or a new version of a content whose
+	// set i is here, finds some held: docs/ERASURE.md "Put") and the room
+	// they need. Held is asked per shard CID, not per root: the new
+	// version's manifest is not recorded yet.
 	need, want := int64(0), make([]int, 0, len(ids))
 	seen := map[string]bool{}
-	if missing, err := r.store.MissingShards(ctx, m.Root, i); err == nil {
-		for j := range ids {
-			seen[ids[j].KeyString()] = true
-		}
-		for _, j := range missing {
-			delete(seen, ids[j].KeyString())
-		}
-	}
 	for j, id := range ids {
 		if seen[id.KeyString()] {
 			continue
 		}
 		seen[id.KeyString()] = true
+		if ok, err := r.store.HasChunk(id); err == nil && ok {
+			continue
+		}
 		want = append(want, j)
 		need += int64(chunk.ShardSize(int(man.Chunks[j].Length), man.Layout.K))
 	}

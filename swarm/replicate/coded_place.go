@@ -35,8 +35,8 @@ func successOf(pl policy, m *chunk.Manifest) int {
 }
 
 // codedRoot reports whether root is a coded content recorded here: the
-// repair round leaves those alone (their repair, docs/ERASURE.md "Repair",
-// is not built yet) rather than fetching or copying them whole.
+// repair round checks those with checkCoded (coded_repair.go) rather than
+// fetching or copying them whole.
 func (r *Replicator) codedRoot(ctx context.Context, root cid.Cid) bool {
 	m, err := r.store.Manifest(ctx, root)
 	return err == nil && m.Coded()
@@ -60,8 +60,9 @@ func (r *Replicator) seedCoded(ctx context.Context, pl policy, root cid.Cid, m *
 	}
 	n, need := m.Layout.K+m.Layout.M, successOf(pl, m)
 	// The uploader keeps its whole copy and holds no set: every set goes
-	// to another member (docs/ERASURE.md "Put").
-	cands := r.candidates(pl, root, map[peer.ID]bool{pl.self: true}, nil)
+	// to another member (docs/ERASURE.md "Put"), in the order of the
+	// first chunk so that a new version lands where the old one is.
+	cands := r.candidates(pl, setOrderKey(m, root), map[peer.ID]bool{pl.self: true}, nil)
 	if len(cands) < need {
 		return 0, fmt.Errorf("erasure %d+%d: %d live storage members, a coded put needs %d (success threshold); add members or lower copies_min: %w",
 			m.Layout.K, m.Layout.M, len(cands), need, ErrTooFewMembers)
@@ -80,7 +81,7 @@ func (r *Replicator) seedCoded(ctx context.Context, pl policy, root cid.Cid, m *
 	if !r.background(ctx, func(ctx context.Context) {
 		defer close(finished)
 		defer release()
-		r.placeSets(ctx, root, enc, n, cands, sp)
+		r.placeSets(ctx, root, enc, setsUpTo(n), cands, sp)
 	}) {
 		release()
 		close(finished)
@@ -126,9 +127,18 @@ func (r *Replicator) seedCoded(ctx context.Context, pl policy, root cid.Cid, m *
 	}
 }
 
-// placeSets places set i on cands[i] for i < n, a failed set on the next
-// spare candidate, until every set is placed or no candidate is left.
-func (r *Replicator) placeSets(ctx context.Context, root cid.Cid, enc []byte, n int, cands []peer.ID, sp *setPlacement) {
+// setsUpTo lists the sets 0 … n−1.
+func setsUpTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// placeSets places sets[q] on cands[q], a failed set on the next spare
+// candidate, until every set is placed or no candidate is left.
+func (r *Replicator) placeSets(ctx context.Context, root cid.Cid, enc []byte, sets []int, cands []peer.ID, sp *setPlacement) {
 	type result struct {
 		set int
 		p   peer.ID
@@ -148,9 +158,9 @@ func (r *Replicator) placeSets(ctx context.Context, root cid.Cid, enc []byte, n 
 			results <- result{i, q, err}
 		}()
 	}
-	first := min(n, len(cands))
-	for i := range first {
-		launch(i, cands[i])
+	first := min(len(sets), len(cands))
+	for q := range first {
+		launch(sets[q], cands[q])
 	}
 	spare, running := cands[first:], first
 	for running > 0 {

@@ -196,20 +196,3 @@ func Ranked(root cid.Cid, sets map[peer.ID][]int) []peer.ID {
 	slices.SortStableFunc(out, func(a, b peer.ID) int { return sets[a][0] - sets[b][0] })
 	return out
 }
-
-// countCoded counts the coded contents roots by how many more member
-// losses each survives, asking the members (WhereCoded) about each in turn.
-func (r *Replicator) countCoded(ctx context.Context, roots []cid.Cid) (int, map[int]int) {
-	if len(roots) == 0 {
-		return 0, nil
-	}
-	out := map[int]int{}
-	for _, root := range roots {
-		h, ok, err := r.WhereCoded(ctx, root)
-		if err != nil || !ok {
-			continue
-		}
-		out[h.Survives()]++
-	}
-	return len(roots), out
-}

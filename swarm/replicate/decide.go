@@ -30,6 +30,10 @@ type seen struct {
 	// overSince is when the content was first seen over-replicated; zero
 	// when it was not at the last round.
 	overSince time.Time
+	// stale says a placement of the content from here ended after the
+	// survey began: the answers may predate the copy it made (or failed
+	// to make), so nothing is placed or trimmed on them.
+	stale bool
 }
 
 // level is how a content stands against the policy.
@@ -68,6 +72,9 @@ func decide(pl policy, every time.Duration, root cid.Cid, s seen, now time.Time)
 		v.level = belowMin
 	case count < pl.copies:
 		v.level = belowTarget
+	}
+	if s.stale {
+		return v
 	}
 	if count+s.pending < pl.copies {
 		if s.unknown == 0 && actsFor(pl.self, root, s.live) {

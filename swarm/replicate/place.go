@@ -185,6 +185,10 @@ type placement struct {
 	failed  []failure // members that could not take the copy, in order
 	changed chan struct{}
 	bytes   map[string]int64
+	// first is how many of the new holders the caller waits for (Seed:
+	// copies_min less the copies already here); when it is 1 and several
+	// are seeded, the first is fed alone and the others follow from it.
+	first int
 }
 
 // failure is why one member did not take a copy.
@@ -267,9 +271,16 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		r.log.Warn("placing: reading content", "cid", root, "err", err)
 		return
 	}
+	var prio []peer.ID // the first holders (docs/REPLICATION.md "copies_min first")
 	if seed && len(first) > 1 && data == nil {
-		r.seed.add(m)
-		defer r.seed.remove(m)
+		// One first holder only: two or more would share their upload
+		// between each other and the followers, and complete no sooner
+		// than everyone (docs/REPLICATION.md "copies_min first").
+		if p.first == 1 {
+			prio = slices.Clone(first[:1])
+		}
+		r.seed.add(m, prio...)
+		defer func() { r.seed.remove(m, prio...) }()
 	} else {
 		seed = false
 	}
@@ -325,8 +336,13 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 			continue
 		}
 		if seed {
-			// What went to it may never reach the others.
-			r.seed.release(m, res.peer)
+			// What went to it may never reach the others, and the
+			// followers no longer wait for it.
+			i := slices.Index(prio, res.peer)
+			r.seed.release(m, res.peer, i >= 0)
+			if i >= 0 {
+				prio = slices.Delete(prio, i, i+1)
+			}
 		}
 		p.mu.Lock()
 		p.failed = append(p.failed, failure{res.peer, res.err})
@@ -478,6 +494,7 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	// only copies verified now count toward copies_min.
 	have := len(holders)
 	pl2 := newPlacement()
+	pl2.first = pl.min - have
 	finished := make(chan struct{})
 	if need := pl.copies - have; need <= 0 || !r.background(ctx, func(ctx context.Context) {
 		defer close(finished)

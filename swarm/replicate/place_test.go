@@ -310,7 +310,7 @@ func TestSuperSeedPassOnBound(t *testing.T) {
 	if !s.allow(b, c0) {
 		t.Fatal("refused after the pass-on bound")
 	}
-	if got := s.release(m, a); got != 2 {
+	if got := s.release(m, a, false); got != 2 {
 		t.Fatalf("release freed %d chunks, want 2", got)
 	}
 	if !s.allow(c, c1) {
@@ -347,5 +347,73 @@ func TestNoRoomOnlyForLackOfRoom(t *testing.T) {
 	}
 	if ms[0].r.stillNoRoom(k, atTarget) || ms[0].r.stillNoRoom(k, belowTarget) {
 		t.Error("no_room is not cleared once the content is at its target")
+	}
+}
+
+// TestSuperSeedFirstHolders: with a first holder (copies_min first), the
+// uploader refuses every chunk to the followers while the first holder is
+// connected, past the pass-on bound too, and serves the first holder all
+// of them; once it is released or gone, the followers super-seed among
+// themselves as before.
+func TestSuperSeedFirstHolders(t *testing.T) {
+	hs := swarmtest.Hosts(t, 4)
+	swarmtest.Connect(t, hs[0].Host, hs[1].Host, hs[2].Host, hs[3].Host)
+	st, err := chunk.Open(t.TempDir(), chunk.Options{Chunking: smallChunks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	data := swarmtest.RandomContent(t, 256<<10)
+	_, m, err := st.Put(t.Context(), bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := hs[1].Host.ID(), hs[2].Host.ID(), hs[3].Host.ID()
+	c0, c1 := m.Chunks[0].CID, m.Chunks[1].CID
+
+	s := newSuperSeed(hs[0].Host)
+	now := time.Now()
+	s.nowFunc = func() time.Time { return now }
+	s.add(m, a)
+	if s.allow(b, c0) {
+		t.Fatal("a follower was served a chunk the first holder has not had yet")
+	}
+	if !s.allow(a, c0) || !s.allow(a, c1) || !s.allow(a, c0) {
+		t.Fatal("the first holder was refused")
+	}
+	now = now.Add(s.passOn + time.Second)
+	if s.allow(b, c0) || s.allow(c, c1) {
+		t.Fatal("a follower was served past the pass-on bound while the first holder is connected")
+	}
+	if got := s.release(m, a, true); got != 2 {
+		t.Fatalf("release freed %d chunks, want 2", got)
+	}
+	if !s.allow(b, c0) {
+		t.Fatal("a follower was refused after the first holder was released")
+	}
+	if s.allow(c, c0) {
+		t.Fatal("without a first holder, a chunk served to one follower was served to another")
+	}
+	s.remove(m)
+	if !s.allow(c, c0) {
+		t.Fatal("a chunk no longer seeded was refused")
+	}
+
+	// A first holder that disconnects no longer holds the followers back.
+	s2 := newSuperSeed(hs[0].Host)
+	s2.add(m, a)
+	if s2.allow(b, c1) {
+		t.Fatal("a follower was served while the first holder is connected")
+	}
+	if err := hs[0].Host.Network().ClosePeer(a); err != nil {
+		t.Fatal(err)
+	}
+	swarmtest.WaitFor(t, 10*time.Second, "disconnected", func() bool { return len(hs[0].Host.Network().ConnsToPeer(a)) == 0 })
+	if !s2.allow(b, c1) {
+		t.Fatal("a follower was refused after the first holder went away")
+	}
+	s2.remove(m, a)
+	if len(s2.chunks) != 0 {
+		t.Fatalf("%d chunks still seeded after remove", len(s2.chunks))
 	}
 }

@@ -143,7 +143,8 @@ func (r *Replicator) candidates(pl policy, root cid.Cid, skip map[peer.ID]bool, 
 }
 
 // addPending records a placement of root on p in flight from here; the
-// returned func removes it.
+// returned func removes it and records when it ended (the repair round
+// does not act on answers older than that, repair.go).
 func (r *Replicator) addPending(root cid.Cid, p peer.ID) func() {
 	k := root.KeyString()
 	r.mu.Lock()
@@ -158,6 +159,7 @@ func (r *Replicator) addPending(root cid.Cid, p peer.ID) func() {
 		if len(r.pending[k]) == 0 {
 			delete(r.pending, k)
 		}
+		r.ended[k] = time.Now()
 		r.mu.Unlock()
 	}
 }

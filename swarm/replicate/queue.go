@@ -37,6 +37,7 @@ type job struct {
 	need   int
 	skip   map[peer.ID]bool
 	live   []peer.ID
+	coded  *codedJob // a coded repair (coded_rebuild.go), else nil
 	seq    uint64
 	index  int // in the heap
 }
@@ -128,6 +129,17 @@ func (q *placeQueue) push(j *job) bool {
 	return true
 }
 
+// cancel drops the queued placement of the content k, if any (not one
+// that runs already).
+func (q *placeQueue) cancel(k string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if j, ok := q.queued[k]; ok {
+		heap.Remove(&q.h, j.index)
+		delete(q.queued, k)
+	}
+}
+
 // pop waits for the most urgent job and marks its content running; call
 // done with it when the placement ends. ok is false when ctx ended.
 func (q *placeQueue) pop(ctx context.Context) (j *job, ok bool) {
@@ -174,6 +186,11 @@ func (r *Replicator) placeWorker(ctx context.Context) {
 		j, ok := r.queue.pop(ctx)
 		if !ok {
 			return
+		}
+		if j.coded != nil {
+			r.repairCoded(ctx, j)
+			r.queue.done(j)
+			continue
 		}
 		r.log.Info("content below target; placing", "cid", j.root, "copies", j.copies,
 			"target", j.pl.copies, "placing", j.need)

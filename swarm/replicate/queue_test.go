@@ -71,3 +71,27 @@ func TestPlaceQueueBoundAndUrgency(t *testing.T) {
 		t.Fatal("pop on an empty queue returned a job")
 	}
 }
+
+// A content no longer needing a placement (placed by another member since
+// it was queued) is taken out of the queue; a running one is not touched.
+func TestPlaceQueueCancel(t *testing.T) {
+	q := newPlaceQueue(8)
+	for _, k := range []string{"a", "b", "c"} {
+		q.push(&job{root: testRoot(t, k), key: k, level: belowTarget, copies: 2, need: 1})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	run, ok := q.pop(ctx) // "a" runs
+	if !ok || run.key != "a" {
+		t.Fatalf("popped %v, want a", run)
+	}
+	q.cancel("a")
+	q.cancel("b")
+	q.cancel("missing")
+	if queued, running, _ := q.counts(); queued != 1 || running != 1 {
+		t.Fatalf("queued %d running %d, want 1 and 1", queued, running)
+	}
+	if j, ok := q.pop(ctx); !ok || j.key != "c" {
+		t.Fatalf("popped %v, want c (b was cancelled)", j)
+	}
+}

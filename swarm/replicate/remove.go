@@ -78,6 +78,7 @@ func (r *Replicator) accept(ctx context.Context, rec *proto.Removal) (bool, erro
 func (r *Replicator) dropRemoved(ctx context.Context, root cid.Cid) {
 	r.mu.Lock()
 	delete(r.known, root.KeyString())
+	r.dirty = true
 	r.mu.Unlock()
 	err := r.store.Remove(ctx, root)
 	switch {

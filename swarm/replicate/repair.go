@@ -31,6 +31,19 @@ type knownState struct {
 	settled bool
 }
 
+// same reports whether st and o say the same (first aside).
+func (st *knownState) same(o *knownState) bool {
+	if st.level != o.level || st.settled != o.settled || len(st.holders) != len(o.holders) {
+		return false
+	}
+	for p := range st.holders {
+		if !o.holders[p] {
+			return false
+		}
+	}
+	return true
+}
+
 // round is one repair round: spread removal records, apply them, and check
 // the contents due (docs/REPLICATION.md "Repair"): those new here, those
 // not settled at their last check, those with a holder no longer alive,
@@ -49,15 +62,28 @@ func (r *Replicator) round(ctx context.Context) {
 		r.log.Warn("repair: listing contents", "err", err)
 		return
 	}
+	// A holder gone for less than repair_after still counts (in grace):
+	// the contents it holds need no check before its grace ends, so a
+	// member restarting (or this one, before its pings are answered) does
+	// not make everything it holds due.
 	down := map[peer.ID]bool{}
 	for _, p := range pl.storagePeers() {
-		if alive, _ := r.members.Alive(p); !alive {
+		alive, since := r.members.Alive(p)
+		if since.Before(r.started) {
+			since = r.started
+		}
+		if !alive && start.Sub(since) >= pl.grace {
 			down[p] = true
 		}
 	}
 	r.mu.Lock()
 	r.roundNo++
 	turn := r.roundNo % r.slices
+	for k, t := range r.ended {
+		if t.Before(start) {
+			delete(r.ended, k) // this round's survey sees what it did
+		}
+	}
 	if v := pl.def.Version; v != r.rulesVer {
 		// New rules (copies, copies_min, members) may change every
 		// content's level: none is settled under them yet.
@@ -65,6 +91,7 @@ func (r *Replicator) round(ctx context.Context) {
 			st.settled = false
 		}
 		r.rulesVer = v
+		r.dirty = true
 	}
 	r.mu.Unlock()
 	sum := Summary{LastRound: start}
@@ -89,16 +116,19 @@ func (r *Replicator) round(ctx context.Context) {
 			r.resume(ctx, root)
 		}
 	}
-	sum.Coded, sum.Survives = r.countCoded(ctx, coded)
+	// Coded contents: checked when due, repaired (coded_repair.go).
+	sum.Coded, sum.Survives = r.checkCoded(ctx, pl, coded, turn, down)
 	sum.Contents += len(due)
 	sum.Checked = len(due)
 	if len(due) > 0 {
+		surveyed := time.Now()
 		states := r.survey(ctx, pl, due)
 		for _, root := range due {
-			r.check(ctx, pl, root, states, &sum)
+			r.check(ctx, pl, root, states, surveyed, &sum)
 		}
 	}
 	r.setSummary(sum)
+	r.saveKnown(roots, false)
 }
 
 // steady returns the level of root when it is not due for a check this
@@ -159,7 +189,11 @@ func (r *Replicator) setSummary(s Summary) {
 // gone; it still counts for repair_after after it went away when it held
 // the content at the last round, or when this member knows nothing of the
 // content yet (new here, or everything after a restart).
-func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, sum *Summary) {
+//
+// A placement from here that ended after the survey began (surveyed) may
+// have made a copy the answers do not show yet: the content is then left
+// for the next round, so a copy is never placed twice for one loss.
+func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, surveyed time.Time, sum *Summary) {
 	k := root.KeyString()
 	now := time.Now()
 	var live []peer.ID
@@ -177,7 +211,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	// of it may be under way from elsewhere.
 	fresh := now.Sub(first) < pl.grace
 	next := map[peer.ID]bool{}
-	grace, unknown := 0, 0
+	grace, unknown, away := 0, 0, 0
 	for _, p := range pl.storagePeers() {
 		if st, answered := states[p][k]; answered {
 			switch {
@@ -205,6 +239,9 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		}
 		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
 			grace++
+			if prev[p] {
+				away++ // a known holder in grace: steady until it ends
+			}
 			next[p] = true // counted until its grace ends
 		}
 	}
@@ -214,9 +251,10 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		skip[p] = true
 	}
 	over, fetching := r.over[k], r.fetching[k] > 0
+	stale := !r.ended[k].Before(surveyed)
 	r.mu.Unlock()
 
-	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over}, now)
+	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over, stale: stale}, now)
 	sum.count(v.level)
 	if unknown > 0 {
 		sum.Unknown++
@@ -234,13 +272,24 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	} else {
 		r.over[k] = v.overSince
 	}
-	settled := v.level == atTarget && unknown == 0 && grace == 0 && npending == 0 && !noRoom &&
-		!fetching && v.overSince.IsZero() && v.place == 0 && !v.trim
-	r.known[k] = &knownState{holders: next, level: v.level, settled: settled, first: first}
+	// A known holder gone less than repair_after ago does not unsettle:
+	// the round makes the content due again when its grace ends (steady).
+	settled := v.level == atTarget && unknown == 0 && grace == away && npending == 0 && !noRoom &&
+		!fetching && !stale && v.overSince.IsZero() && v.place == 0 && !v.trim
+	st := &knownState{holders: next, level: v.level, settled: settled, first: first}
+	if old := r.known[k]; old == nil || !old.same(st) {
+		r.dirty = true
+	}
+	r.known[k] = st
 	if v.trim {
 		delete(r.known, k)
 	}
 	r.mu.Unlock()
+	if v.place == 0 {
+		// Placed by another member meanwhile, or no longer acting: a
+		// placement queued by an earlier round is no longer wanted.
+		r.queue.cancel(k)
+	}
 	switch {
 	case v.place > 0:
 		r.queue.push(&job{pl: pl, root: root, key: k, level: v.level, copies: len(live) + grace, need: v.place, skip: skip, live: live})

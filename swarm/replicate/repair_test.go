@@ -129,13 +129,16 @@ func TestGraceAfterRestart(t *testing.T) {
 }
 
 // A round checks what is due, not the whole store: once every content is
-// settled, a round surveys only its slice of the recheck period; when a
-// holder is no longer alive, every content it held is checked at once.
+// settled, a round surveys only its slice of the recheck period; a holder
+// no longer alive makes nothing due while it is in grace (it still
+// counts), and every content it held is checked at once when its
+// repair_after has passed.
 func TestRoundChecksOnlyWhatIsDue(t *testing.T) {
 	const n, slices = 60, 10
+	const grace = 3 * time.Second
 	interval := 100 * time.Millisecond
 	nodes := testSwarm(t, swarmConfig{n: 3, interval: interval, recheck: slices * interval,
-		rep: rules.Replication{Copies: 3, CopiesMin: 2, RepairAfter: time.Hour}})
+		rep: rules.Replication{Copies: 3, CopiesMin: 2, RepairAfter: grace}})
 	a, down := nodes[0], nodes[2]
 	putAll(t, n, nodes...)
 	for _, nd := range nodes {
@@ -165,10 +168,60 @@ func TestRoundChecksOnlyWhatIsDue(t *testing.T) {
 	if err := down.h.Host.Close(); err != nil {
 		t.Fatal(err)
 	}
+	gone := time.Now()
+	// Within its grace: only the slices are checked.
+	for range 5 {
+		a.rounds(t, 1, 10*time.Second)
+		if time.Since(gone) >= grace {
+			break
+		}
+		if s := a.r.Summary(); s.Checked >= n/2 || s.Placements != 0 || s.AtTarget != n {
+			t.Fatalf("a holder gone within repair_after: %+v", s)
+		}
+	}
 	swarmtest.WaitFor(t, 20*time.Second, "every content of the member gone checked in one round", func() bool {
 		return a.r.Summary().Checked == n
 	})
-	if s := a.r.Summary(); s.Placements != 0 || s.AtTarget != n {
-		t.Fatalf("a holder gone within repair_after: %+v", s)
+	if time.Since(gone) < grace {
+		t.Fatalf("the contents of a member gone %v ago were checked before its repair_after (%v)", time.Since(gone), grace)
+	}
+	if s := a.r.Summary(); s.BelowTarget != n {
+		t.Fatalf("a holder gone past repair_after: %+v, want every content below target", s)
+	}
+}
+
+// The repair state is kept across a restart (docs/REPLICATION.md "Repair
+// state file"): a replicator started again on the same store knows who
+// holds what, so its first round surveys only the slice whose turn it is,
+// not every content, and places nothing.
+func TestRestartKeepsRepairState(t *testing.T) {
+	const n, slices = 60, 10
+	interval := 100 * time.Millisecond
+	nodes := testSwarm(t, swarmConfig{n: 3, interval: interval, recheck: slices * interval, durable: true,
+		rep: rules.Replication{Copies: 3, CopiesMin: 2, RepairAfter: time.Hour}})
+	a := nodes[0]
+	putAll(t, n, nodes...)
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	connectAll(t, nodes)
+	swarmtest.WaitFor(t, 20*time.Second, "every content settled", func() bool {
+		s := a.r.Summary()
+		return s.AtTarget == n && s.Checked < n/2
+	})
+	a.restartReplicator()
+	a.rounds(t, 1, 10*time.Second)
+	s := a.r.Summary()
+	if s.Checked >= n/2 || s.Contents != n || s.AtTarget != n || s.Placements != 0 {
+		t.Fatalf("first round after a restart: %+v; want about %d of %d checked, all at target, no placement", s, n/slices, n)
+	}
+	t.Logf("first round after a restart checked %d of %d contents", s.Checked, n)
+
+	// Without the file the same restart surveys everything: the test can fail.
+	a.opts.LoadRepairState = func() ([]byte, error) { return nil, nil }
+	a.restartReplicator()
+	a.rounds(t, 1, 10*time.Second)
+	if s := a.r.Summary(); s.Checked != n {
+		t.Fatalf("a restart without the kept state checked %d of %d", s.Checked, n)
 	}
 }

@@ -113,6 +113,11 @@ type Options struct {
 	LoadRemovals   func() ([]byte, error)
 	SaveRemovals   func([]byte) error
 	AppendRemovals func([]byte) error
+	// LoadRepairState and SaveRepairState read and replace (atomically)
+	// the repair state file (docs/REPLICATION.md "Repair state file");
+	// nil: the kept state is not durable and a restart surveys everything.
+	LoadRepairState func() ([]byte, error)
+	SaveRepairState func([]byte) error
 }
 
 // Replicator keeps every content this member holds at its swarm's target
@@ -144,6 +149,11 @@ type Replicator struct {
 	pageSize    int           // roots per survey page
 	pageTimeout time.Duration // bound of one survey page
 
+	loadState func() ([]byte, error) // Options.LoadRepairState
+	saveState func([]byte) error     // Options.SaveRepairState
+	dirty     bool                   // known changed since the last save, under mu
+	savedAt   time.Time              // last save of the repair state
+
 	mu       sync.Mutex
 	slot     *p2pstream.Slot             // the replication protocol of the adopted swarm
 	known    map[string]*knownState      // root → what the last check of it found
@@ -151,11 +161,13 @@ type Replicator struct {
 	rulesVer int64                       // version of the definition the kept state was checked under
 	over     map[string]time.Time        // root → since when over-replicated
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
+	ended    map[string]time.Time        // root → when a placement of it from here last ended (pruned each round)
 	fetching map[string]int              // roots being fetched here (placements, resumes)
 	noSpace  map[peer.ID]time.Time
 	noRoom   map[string]bool // roots for which no member had room at the last try
 	summary  Summary
 	tombs    *removals
+	coded    codedBook // the coded contents' checks (coded_repair.go)
 }
 
 // Summary is the replication state of the contents this member holds, as
@@ -232,13 +244,15 @@ func New(o Options) *Replicator {
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
 		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
 		known: map[string]*knownState{}, over: map[string]time.Time{},
-		pending: map[string]map[peer.ID]bool{}, fetching: map[string]int{},
+		pending: map[string]map[peer.ID]bool{}, ended: map[string]time.Time{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
-		tombs: newRemovals(),
+		tombs:     newRemovals(),
+		loadState: o.LoadRepairState, saveState: o.SaveRepairState,
 	}
 	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
 	o.Exchange.SetServeGate(r.seed.allow)
 	r.loadRemovals()
+	r.loadKnown()
 	return r
 }
 
@@ -262,6 +276,7 @@ func (r *Replicator) Run(ctx context.Context) {
 	for range r.workers {
 		tasks.Go(func() { r.placeWorker(ctx) })
 	}
+	defer r.stopping()
 	t := time.NewTimer(jitter(r.every))
 	defer t.Stop()
 	for {
@@ -274,6 +289,9 @@ func (r *Replicator) Run(ctx context.Context) {
 		t.Reset(jitter(r.every))
 	}
 }
+
+// stopping ends Run: the kept state is saved once more.
+func (r *Replicator) stopping() { r.saveKnown(nil, true) }
 
 // jitter returns d give or take a tenth, at random.
 func jitter(d time.Duration) time.Duration {

@@ -18,10 +18,19 @@ import (
 // served to another (connected) member gets Busy and fetches it from that
 // member instead. The uploader so sends about one copy in total.
 //
+// copies_min first (docs/REPLICATION.md "copies_min first"): the holder
+// put waits for (the first holder) is fed by the uploader; the others
+// (followers) get Busy for every chunk while a first holder of it is
+// connected, and fetch from the first holder as it fills, a pipeline.
+// put so returns after about one transfer's time whatever copies is. The
+// gate takes any number of first holders; place names one at most.
+//
 // A chunk is never stranded on a member that cannot pass it on: its
 // assignment ends when that member disconnects, when its placement fails
 // (release), and when it was served more than seedPassOn ago and someone
-// else still asks the uploader for it.
+// else still asks the uploader for it. A first holder's hold on the
+// followers ends when it disconnects or its placement fails (release);
+// the placer abandons one that makes no progress (PlaceStall).
 
 // seedPassOn bounds how long a chunk served to one new holder is refused
 // to the others: a holder that has not passed it on by then (slow, stuck,
@@ -43,14 +52,18 @@ type seedChunk struct {
 	roots    int       // contents being seeded that list the chunk
 	servedTo peer.ID   // "" until served once
 	servedAt time.Time // when it was first served to servedTo
+	// first counts, per member, the contents listing the chunk of which
+	// it is a first holder: fed by the uploader, the others wait for it.
+	first map[peer.ID]int
 }
 
 func newSuperSeed(h host.Host) *superSeed {
 	return &superSeed{host: h, passOn: seedPassOn, nowFunc: time.Now, chunks: map[string]*seedChunk{}}
 }
 
-// add starts super-seeding the chunks of m.
-func (s *superSeed) add(m *chunk.Manifest) {
+// add starts super-seeding the chunks of m, with first as its first
+// holders (none: every new holder is served alike).
+func (s *superSeed) add(m *chunk.Manifest, first ...peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range distinctKeys(m) {
@@ -60,42 +73,73 @@ func (s *superSeed) add(m *chunk.Manifest) {
 			s.chunks[k] = c
 		}
 		c.roots++
-	}
-}
-
-// remove stops super-seeding the chunks of m.
-func (s *superSeed) remove(m *chunk.Manifest) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range distinctKeys(m) {
-		if c := s.chunks[k]; c != nil {
-			if c.roots--; c.roots <= 0 {
-				delete(s.chunks, k)
+		for _, p := range first {
+			if c.first == nil {
+				c.first = map[peer.ID]int{}
 			}
+			c.first[p]++
 		}
 	}
 }
 
+// remove stops super-seeding the chunks of m, added with first as its
+// first holders (less those released since).
+func (s *superSeed) remove(m *chunk.Manifest, first ...peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range distinctKeys(m) {
+		c := s.chunks[k]
+		if c == nil {
+			continue
+		}
+		for _, p := range first {
+			c.dropFirst(p)
+		}
+		if c.roots--; c.roots <= 0 {
+			delete(s.chunks, k)
+		}
+	}
+}
+
+// dropFirst ends one count of p as a first holder of c.
+func (c *seedChunk) dropFirst(p peer.ID) {
+	if c.first[p] > 1 {
+		c.first[p]--
+	} else {
+		delete(c.first, p)
+	}
+}
+
 // release ends p's assignments among the chunks of m (its placement
-// failed: what was served to it may never reach the others) and returns
-// how many it had.
-func (s *superSeed) release(m *chunk.Manifest, p peer.ID) int {
+// failed: what was served to it may never reach the others), and its
+// place as a first holder of m when first, and returns how many chunks
+// it had.
+func (s *superSeed) release(m *chunk.Manifest, p peer.ID, first bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, k := range distinctKeys(m) {
-		if c := s.chunks[k]; c != nil && c.servedTo == p {
+		c := s.chunks[k]
+		if c == nil {
+			continue
+		}
+		if c.servedTo == p {
 			c.servedTo, c.servedAt = "", time.Time{}
 			n++
+		}
+		if first {
+			c.dropFirst(p)
 		}
 	}
 	return n
 }
 
-// allow is the ServeGate: a chunk not being seeded is always served; a
-// seeded one to its first requester, again to the same member, and to a new
-// member when the one it went to is no longer connected, was released, or
-// has had it for longer than passOn.
+// allow is the ServeGate: a chunk not being seeded is always served. A
+// seeded one is refused to a member that is not one of its first holders
+// while one of those is connected; otherwise it is served to its first
+// requester, again to the same member, and to a new member when the one it
+// went to is no longer connected, was released, or has had it for longer
+// than passOn.
 func (s *superSeed) allow(p peer.ID, id cid.Cid) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,13 +147,29 @@ func (s *superSeed) allow(p peer.ID, id cid.Cid) bool {
 	switch {
 	case c == nil, c.servedTo == p:
 		return true
-	case c.servedTo == "" || s.host.Network().Connectedness(c.servedTo) != network.Connected:
+	case c.first[p] == 0 && s.firstConnected(c):
+		return false // a follower: it gets the chunk from a first holder
+	case c.servedTo == "" || !s.connected(c.servedTo):
 		c.servedTo, c.servedAt = p, s.nowFunc()
 		return true
 	case s.nowFunc().Sub(c.servedAt) >= s.passOn:
 		return true // not passed on in time: anyone may have it now
 	}
 	return false
+}
+
+// firstConnected reports whether one of c's first holders is connected.
+func (s *superSeed) firstConnected(c *seedChunk) bool {
+	for q := range c.first {
+		if s.connected(q) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *superSeed) connected(p peer.ID) bool {
+	return s.host.Network().Connectedness(p) == network.Connected
 }
 
 // distinctKeys returns the distinct chunk keys of m.

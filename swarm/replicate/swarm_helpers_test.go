@@ -3,8 +3,12 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/internal/atomicfile"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 	"github.com/annex-swarm/annex-swarm/swarm/membership"
@@ -34,6 +39,10 @@ type node struct {
 	r     *Replicator
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
+	opts  Options            // the replicator's, for restartReplicator
+	ctx   context.Context    // start's
+	rstop context.CancelFunc // the replicator's Run alone
+	rwg   sync.WaitGroup
 	// delay, when set, stalls every read of a served exchange stream
 	// that long: a member whose answers are slow.
 	delay atomic.Int64
@@ -48,6 +57,8 @@ type swarmConfig struct {
 	pageTimeout time.Duration
 	placements  int
 	recheck     time.Duration
+	durable     bool          // each replicator keeps its repair state in a file
+	ping        time.Duration // the membership's ping interval; 200 ms when zero
 }
 
 // testSwarm makes cfg.n members of a new swarm; none runs yet (start).
@@ -84,7 +95,11 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 		t.Cleanup(func() { st.Close() })
 		nd := &node{h: h, store: st}
 		log := slog.New(slog.DiscardHandler)
-		nd.m = membership.New(h.Host, h.Gater, membership.Options{Logger: log, PingInterval: 200 * time.Millisecond})
+		ping := cfg.ping
+		if ping <= 0 {
+			ping = 200 * time.Millisecond
+		}
+		nd.m = membership.New(h.Host, h.Gater, membership.Options{Logger: log, PingInterval: ping})
 		nd.x = exchange.New(exchange.Options{Host: h.Host, Store: st, Logger: log, Members: func() []peer.ID {
 			var ps []peer.ID
 			if d := nd.m.Current(); d != nil {
@@ -94,8 +109,20 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 			}
 			return ps
 		}})
-		nd.r = New(Options{Host: h.Host, Store: st, Exchange: nd.x, Members: nd.m, Logger: log,
-			Interval: cfg.interval, SurveyPage: cfg.page, SurveyPageTimeout: cfg.pageTimeout, Placements: cfg.placements, Recheck: cfg.recheck})
+		nd.opts = Options{Host: h.Host, Store: st, Exchange: nd.x, Members: nd.m, Logger: log,
+			Interval: cfg.interval, SurveyPage: cfg.page, SurveyPageTimeout: cfg.pageTimeout, Placements: cfg.placements, Recheck: cfg.recheck}
+		if cfg.durable {
+			path := filepath.Join(t.TempDir(), "repair")
+			nd.opts.LoadRepairState = func() ([]byte, error) {
+				b, err := os.ReadFile(path)
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil, nil
+				}
+				return b, err
+			}
+			nd.opts.SaveRepairState = func(b []byte) error { return atomicfile.WriteFile(path, b, 0o600) }
+		}
+		nd.r = New(nd.opts)
 		nd.m.OnAdopt(func(d *rules.Definition) {
 			id := ""
 			if d != nil {
@@ -147,8 +174,27 @@ func (nd *node) start(t *testing.T) {
 	nd.stop = cancel
 	nd.wg.Go(func() { nd.m.Run(ctx) })
 	nd.wg.Go(func() { nd.x.Run(ctx) })
-	nd.wg.Go(func() { nd.r.Run(ctx) })
+	nd.ctx = ctx
+	nd.runReplicator()
 	t.Cleanup(nd.stopNode)
+}
+
+// runReplicator runs nd.r until start's context ends or restartReplicator.
+func (nd *node) runReplicator() {
+	rctx, rcancel := context.WithCancel(nd.ctx)
+	nd.rstop = rcancel
+	r := nd.r
+	nd.rwg.Go(func() { r.Run(rctx) })
+}
+
+// restartReplicator stops the node's replicator and starts a new one with
+// the same options (a daemon restarted, its host and store aside).
+func (nd *node) restartReplicator() {
+	nd.rstop()
+	nd.rwg.Wait()
+	nd.r = New(nd.opts)
+	nd.r.SetSwarm(nd.m.Current().ID.String())
+	nd.runReplicator()
 }
 
 // stopNode stops what start started and waits for it.
@@ -157,6 +203,7 @@ func (nd *node) stopNode() {
 		nd.stop()
 	}
 	nd.wg.Wait()
+	nd.rwg.Wait()
 }
 
 // putAll stores the same n small contents in each of nodes (the store's

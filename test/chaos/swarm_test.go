@@ -52,7 +52,7 @@ type world struct {
 // connected.
 func newWorld(t *testing.T, copies, copiesMin int, smallDisk bool) *world {
 	t.Helper()
-	w := &world{t: t, diskWhyNot: "the small disk is only mounted with ANNEX_SWARM_CHAOS_FULL=1"}
+	w := &world{t: t, diskWhyNot: "the small disk is not mounted with ANNEX_SWARM_CHAOS_FULL=0"}
 	o := harness.Options{Args: daemonArgs}
 	for i := range storageMembers {
 		n := harness.PrepareNode(t, bin, fmt.Sprintf("s%d", i), o)

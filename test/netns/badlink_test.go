@@ -127,9 +127,9 @@ func TestBadLinks(t *testing.T) {
 		}
 	}
 
-	// The uploader keeps its copy too (a client's put stores it first):
-	// it is a source as well.
-	sources := append([]*harness.Node{up}, holders...)
+	// The uploader is a client member: it keeps nothing once the put
+	// ended (docs/STORE.md), so the holders are the sources.
+	sources := holders
 	sent := map[string]int64{}
 	for _, h := range sources {
 		sent[h.Name] = h.StatusJSON().BytesSent

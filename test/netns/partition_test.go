@@ -3,6 +3,7 @@ package netns_test
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,22 +44,57 @@ func placements(nodes []*harness.Node) int {
 	return total
 }
 
+// inSide counts the holders in w that are members of side.
+func inSide(side []*harness.Node, w client.WhereResult) int {
+	n := 0
+	for _, h := range w.Holders {
+		for _, m := range side {
+			if h.PeerID == m.PeerID {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// keepLogs copies the daemons' logs into $ANNEX_SWARM_NETNS_LOGS (when
+// set) at the end of a failed test, before their homes are removed.
+func keepLogs(t *testing.T, nodes []*harness.Node) {
+	dir := os.Getenv("ANNEX_SWARM_NETNS_LOGS")
+	if dir == "" {
+		return
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Logf("keeping logs: %v", err)
+			return
+		}
+		for i, n := range nodes {
+			b, err := os.ReadFile(n.LogPath())
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node%d.log", i)), b, 0o644)
+			}
+			if err != nil {
+				t.Logf("keeping the log of node%d: %v", i, err)
+			}
+		}
+		t.Logf("daemon logs kept in %s", dir)
+	})
+}
+
 // TestPartition splits a 5-member swarm 2|3 for longer than repair_after,
 // writes, removes and pushes rules on both sides, heals, and checks that
 // the rules version and the removal converge, every content is back at
 // its target with no more placements than the lost copies need, and
 // nothing is lost.
 func TestPartition(t *testing.T) {
-	// Known failure since the repair loop was rebuilt (issue 17) on top of
-	// the failure-routing placer (issue 10): after the heal one content got
-	// 2 placements where 1 was needed (5 copies, target 3). It stays out of
-	// the default run until that is fixed; docs/RELIABILITY.md says so.
-	if os.Getenv("ANNEX_SWARM_PARTITION") != "1" {
-		t.Skip("known over-placement after a heal with the rebuilt repair loop (issue 10); ANNEX_SWARM_PARTITION=1 runs it")
-	}
 	ls := newLAN(t, 5, nil, "--repair-interval", "1s")
 	ls.form(t, 3, nil)
 	nodes := ls.nodes
+	keepLogs(t, nodes)
 	c := harness.Of(bin, nodes...)
 	// copies 3, copies_min 2 (a put succeeds on the side of 2), repair
 	// after 5 s.
@@ -108,23 +144,28 @@ func TestPartition(t *testing.T) {
 	c.MustRun(t, "rules", "set", ls.swarm.Rules, "--key", ls.swarm.Key, "repair_after=4s")
 	sideA[0].MustCLI("rules", "push", ls.swarm.Rules)
 	want = version(sideA[0])
+	wrote := time.Now()
 	// Longer than repair_after on both sides: side B repairs what it
 	// lost with side A.
 	harness.WaitFor(t, 90*time.Second, "side B back at 3 copies of the content written before", func() bool {
-		w := whereOn(t, sideB[0], before)
-		inB := 0
-		for _, h := range w.Holders {
-			for _, b := range sideB {
-				if h.PeerID == b.PeerID {
-					inB++
-				}
+		return inSide(sideB, whereOn(t, sideB[0], before)) == 3
+	})
+	// Before the count: the seeding of both writes is over (a put returns
+	// at copies_min and places the rest in the background), no repair
+	// placement is queued or running, and the split has lasted longer than
+	// repair_after since the writes, so each side has repaired what it
+	// could.
+	harness.WaitFor(t, 90*time.Second, "both writes seeded, no placement in flight, split longer than repair_after", func() bool {
+		if time.Since(wrote) < 10*time.Second || inSide(sideA, whereOn(t, sideA[0], onA)) != 2 || inSide(sideB, whereOn(t, sideB[0], onB)) != 3 {
+			return false
+		}
+		for _, n := range nodes {
+			if r := n.StatusJSON().Replication; r == nil || r.Queued != 0 || r.Placing != 0 || r.InRepair != 0 {
+				return false
 			}
 		}
-		return inB == 3
+		return true
 	})
-	if d := time.Since(split); d < 5*time.Second {
-		t.Fatalf("the partition lasted only %v", d)
-	}
 	placedBeforeHeal := placements(nodes)
 	ls.lab.Unpartition("lan")
 	healed := time.Now()
@@ -149,6 +190,21 @@ func TestPartition(t *testing.T) {
 		return whereOn(t, sideB[0], onA).Copies >= 3
 	})
 	t.Logf("healed: converged in %v", time.Since(healed).Round(time.Second))
+	// Both sides repaired the content written before while split (side A
+	// up to its 2 members, side B to 3): the extra copies are trimmed
+	// back to the target.
+	for _, c := range []string{before, onA, onB} {
+		t.Logf("%s: %d copies right after the heal", c, whereOn(t, nodes[0], c).Copies)
+	}
+	harness.WaitFor(t, 120*time.Second, "every content back at exactly 3 copies", func() bool {
+		for _, c := range []string{before, onA, onB} {
+			if whereOn(t, nodes[0], c).Copies != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("healed: every content at its target after %v", time.Since(healed).Round(time.Second))
 	// The only copy lost to the split that is still missing after it is
 	// side A's content's third one.
 	if extra := placements(nodes) - placedBeforeHeal; extra > 1 {
@@ -161,10 +217,9 @@ func TestPartition(t *testing.T) {
 		data []byte
 	}{{before, beforeData}, {onA, onAData}, {onB, onBData}} {
 		w := whereOn(t, nodes[0], cs.cid)
-		if w.Copies < 3 {
+		if w.Copies != 3 {
 			t.Errorf("%s: %d copies after the heal, want 3", cs.cid, w.Copies)
 		}
-		t.Logf("%s: %d copies after the heal (target %d)", cs.cid, w.Copies, w.Target)
 		out := filepath.Join(t.TempDir(), "out")
 		nodes[1].MustCLI("get", cs.cid, "-o", out)
 		got, err := os.ReadFile(out)
