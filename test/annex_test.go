@@ -97,6 +97,16 @@ func TestGitAnnexTestremote(t *testing.T) {
 		args = append(args, "--fast")
 	}
 	c := harness.New(t, bin, 3, fastSync)
+	// ANNEX_SWARM_TESTREMOTE_LOGS=DIR keeps the daemons' logs (a failure
+	// shows only git-annex's side).
+	if dir := os.Getenv("ANNEX_SWARM_TESTREMOTE_LOGS"); dir != "" {
+		t.Cleanup(func() {
+			for _, n := range c.Nodes {
+				b, _ := os.ReadFile(filepath.Join(n.Home, "daemon.log"))
+				_ = os.WriteFile(filepath.Join(dir, n.Name+".log"), b, 0o644)
+			}
+		})
+	}
 	c.FormSwarm(t, harness.SwarmOptions{Copies: 2, CopiesMin: 2})
 	r := newRepo(t, c.Nodes[0])
 	start := time.Now()

@@ -1,11 +1,14 @@
 package replicate
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/annex-swarm/annex-swarm/rules"
 )
 
 // TestDecide is the repair decision table (docs/REPLICATION.md "Repair",
@@ -140,5 +143,63 @@ func TestDrainNeed(t *testing.T) {
 		if got := drainNeed(pl, c.others); got != c.want {
 			t.Errorf("%d others: need %d, want %d", len(c.others), got, c.want)
 		}
+	}
+}
+
+// A member down when a content is new here counts for repair_after (a
+// placement may be filling it), but it is not remembered as a holder: at
+// the next check, once it is back without the content, the content is
+// below target, not "settled" with a copy nobody has. The chaos run found
+// a content left at 3 of 4 copies for good that way.
+func TestTallyDoesNotRememberFreshAbsentMembers(t *testing.T) {
+	self, _ := testPeer(t)
+	holder, _ := testPeer(t)
+	down, _ := testPeer(t)
+	def := &rules.Definition{}
+	for i, p := range []peer.ID{self, holder, down} {
+		def.Members = append(def.Members, rules.Member{Name: fmt.Sprint("m", i), Peer: rules.PeerID(p), Role: rules.RoleStorage})
+	}
+	pl := policy{def: def, self: self, storage: true, copies: 3, min: 2, grace: time.Minute}
+	root := testRoot(t, "content")
+	k := root.KeyString()
+	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	started := now.Add(-time.Hour)
+	isDown := true
+	alive := func(p peer.ID) (bool, time.Time) {
+		if p == down && isDown {
+			return false, now.Add(-time.Second)
+		}
+		return true, now
+	}
+	states := map[peer.ID]map[string]haveState{holder: {k: haveComplete}}
+
+	// First check, the content new here: the member down counts.
+	t1 := tallyHolders(pl, k, states, nil, true, alive, started, now)
+	if t1.grace != 1 || t1.away != 0 || len(t1.live) != 1 {
+		t.Fatalf("first check: %+v, want the holder live and the member down in grace (not away)", t1)
+	}
+	if t1.next[down] {
+		t.Fatal("the member down is remembered as a holder of a content it was never seen to hold")
+	}
+	// Second check, still fresh and the member still down: still in grace,
+	// never a known holder away (which would settle the content).
+	t2 := tallyHolders(pl, k, states, t1.next, true, alive, started, now.Add(time.Second))
+	if t2.grace != 1 || t2.away != 0 {
+		t.Fatalf("second check: %+v, want grace 1 and away 0", t2)
+	}
+	// Back, and it answers that it does not hold it: two copies of three.
+	isDown = false
+	states[down] = map[string]haveState{k: haveNone}
+	t3 := tallyHolders(pl, k, states, t2.next, true, alive, started, now.Add(2*time.Second))
+	if t3.grace != 0 || t3.unknown != 0 || len(t3.live) != 1 {
+		t.Fatalf("member back without it: %+v, want only the holder counted", t3)
+	}
+	// A known holder gone is remembered, and away, for its grace.
+	prev := map[peer.ID]bool{holder: true, down: true}
+	isDown = true
+	delete(states, down)
+	t4 := tallyHolders(pl, k, states, prev, false, alive, started, now)
+	if t4.grace != 1 || t4.away != 1 || !t4.next[down] {
+		t.Fatalf("a known holder gone: %+v, want it in grace, away and remembered", t4)
 	}
 }

@@ -210,40 +210,11 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	// New here (put lately, or everything after a restart): placements
 	// of it may be under way from elsewhere.
 	fresh := now.Sub(first) < pl.grace
-	next := map[peer.ID]bool{}
-	grace, unknown, away := 0, 0, 0
-	for _, p := range pl.storagePeers() {
-		if st, answered := states[p][k]; answered {
-			switch {
-			case st == haveComplete:
-				live = append(live, p)
-				next[p] = true
-				skip[p] = true
-			case st == havePartial && fresh:
-				grace++ // being filled by the placement that made it new
-				skip[p] = true
-			}
-			continue
-		}
+	t := tallyHolders(pl, k, states, prev, fresh, r.members.Alive, r.started, now)
+	live = append(live, t.live...)
+	next, grace, unknown, away := t.next, t.grace, t.unknown, t.away
+	for p := range t.skip {
 		skip[p] = true
-		alive, since := r.members.Alive(p)
-		if alive {
-			unknown++
-			if prev[p] {
-				next[p] = true // still believed to hold it
-			}
-			continue
-		}
-		if since.IsZero() || since.Before(r.started) {
-			since = r.started
-		}
-		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
-			grace++
-			if prev[p] {
-				away++ // a known holder in grace: steady until it ends
-			}
-			next[p] = true // counted until its grace ends
-		}
 	}
 	pending := r.pending[k]
 	npending := len(pending)
@@ -256,6 +227,10 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 
 	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over, stale: stale}, now)
 	sum.count(v.level)
+	if v.level != atTarget && v.place == 0 {
+		r.log.Debug("content below target; not placing from here", "cid", root, "live", len(live), "grace", grace,
+			"unknown", unknown, "pending", npending, "fetching", fetching, "stale", stale, "acting", actsFor(pl.self, root, live))
+	}
 	if unknown > 0 {
 		sum.Unknown++
 	}
@@ -300,6 +275,65 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		}
 		r.log.Info("extra copy trimmed", "cid", root, "copies", len(live)-1, "target", pl.copies)
 	}
+}
+
+// tally is what the survey answers and liveness say of one content's
+// holders among the other storage members.
+type tally struct {
+	live    []peer.ID        // answered: a full copy
+	next    map[peer.ID]bool // the holders to remember (knownState.holders)
+	skip    map[peer.ID]bool // not to be placed on: holders, answers unknown, in grace
+	grace   int              // counted although not seen: gone less than repair_after ago
+	unknown int              // alive but no answer
+	away    int              // of grace, the known holders (not fresh ones)
+}
+
+// tallyHolders counts the copies of the content k on the other storage
+// members: an answer says full, partial or none; a member that did not
+// answer is unknown while alive, and counts for repair_after after it went
+// away when it held the content at the last check (prev) or the content is
+// new here (fresh). A member counted only because the content is fresh is
+// not remembered as a holder: at the next check it would be a known
+// holder in grace, the content "settled" with a copy nobody has, and a
+// member back alive without it would never be checked again (the chaos
+// run found a content left at 3 of 4 copies that way).
+func tallyHolders(pl policy, k string, states map[peer.ID]map[string]haveState, prev map[peer.ID]bool, fresh bool,
+	alive func(peer.ID) (bool, time.Time), started, now time.Time) tally {
+	t := tally{next: map[peer.ID]bool{}, skip: map[peer.ID]bool{}}
+	for _, p := range pl.storagePeers() {
+		if st, answered := states[p][k]; answered {
+			switch {
+			case st == haveComplete:
+				t.live = append(t.live, p)
+				t.next[p] = true
+				t.skip[p] = true
+			case st == havePartial && fresh:
+				t.grace++ // being filled by the placement that made it new
+				t.skip[p] = true
+			}
+			continue
+		}
+		t.skip[p] = true
+		ok, since := alive(p)
+		if ok {
+			t.unknown++
+			if prev[p] {
+				t.next[p] = true // still believed to hold it
+			}
+			continue
+		}
+		if since.IsZero() || since.Before(started) {
+			since = started
+		}
+		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
+			t.grace++
+			if prev[p] {
+				t.away++         // a known holder in grace: steady until it ends
+				t.next[p] = true // counted until its grace ends
+			}
+		}
+	}
+	return t
 }
 
 // resume completes a content held in part here (a placement interrupted by
