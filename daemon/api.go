@@ -143,6 +143,9 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 	if !fi.Mode().IsRegular() {
 		return client.PutResult{}, fmt.Errorf("put: %s is not a regular file", req.Path)
 	}
+	// Removed contents held here are not deleted while the put may be
+	// storing one of them again (replicate.Replicator.BeginPut).
+	defer d.repl.BeginPut()()
 	if d.putsFromFile(fi.Size()) {
 		return d.putFromFile(ctx, req, f, fi, progress)
 	}

@@ -96,9 +96,18 @@ func (r *Replicator) round(ctx context.Context) {
 	r.mu.Unlock()
 	sum := Summary{LastRound: start}
 	var due, coded []cid.Cid
+	// A put stores its content before its seeding clears an earlier
+	// removal of it (the root is known only once stored): while one is in
+	// flight, removed contents are left for a later round, or the round
+	// would delete what the put just stored ("seeding: reading manifest:
+	// not found", seen in git annex testremote, which stores, removes and
+	// stores the same chunks again).
+	putting := r.puts.Load() > 0
 	for _, root := range roots {
 		if r.tombs.removed(root) {
-			r.dropRemoved(ctx, root)
+			if !putting {
+				r.dropRemoved(ctx, root)
+			}
 			continue
 		}
 		if r.codedRoot(ctx, root) {

@@ -225,3 +225,44 @@ func TestRestartKeepsRepairState(t *testing.T) {
 		t.Fatalf("a restart without the kept state checked %d of %d", s.Checked, n)
 	}
 }
+
+// A put of a content removed earlier stores it before its seeding clears
+// the removal: the repair round must not delete it in between (git annex
+// testremote stores, removes and stores the same chunks again and saw
+// "seeding: reading manifest: not found"). Without a put in flight, a
+// removed content stored here is deleted by the next round.
+func TestRoundLeavesRemovedContentWhilePutting(t *testing.T) {
+	nodes := testSwarm(t, swarmConfig{n: 2, interval: 50 * time.Millisecond,
+		rep: rules.Replication{Copies: 2, CopiesMin: 1, RepairAfter: time.Minute}})
+	a, b := nodes[0], nodes[1]
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	connectAll(t, nodes)
+	root := putAll(t, 1, a)[0]
+	if err := a.r.Remove(t.Context(), root); err != nil {
+		t.Fatal(err)
+	}
+	swarmtest.WaitFor(t, 10*time.Second, "the removal applied on b", func() bool { return !b.holds(root) })
+
+	// Stored again with no put in flight: the removal still stands.
+	putAll(t, 1, a)
+	swarmtest.WaitFor(t, 10*time.Second, "the round deleting a removed content", func() bool { return !a.holds(root) })
+
+	// Stored again by a put: kept through rounds until its seeding.
+	end := a.r.BeginPut()
+	putAll(t, 1, a)
+	a.rounds(t, 3, 10*time.Second)
+	if !a.holds(root) {
+		t.Fatal("a round deleted the content a put in flight had just stored")
+	}
+	if _, err := a.r.Seed(t.Context(), root, nil); err != nil {
+		t.Fatalf("seeding the content put again: %v", err)
+	}
+	end()
+	a.rounds(t, 3, 10*time.Second)
+	if !a.holds(root) {
+		t.Fatal("the content put again was deleted after its seeding cleared the removal")
+	}
+	swarmtest.WaitFor(t, 10*time.Second, "the content put again placed on b", func() bool { return b.holds(root) })
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -163,6 +164,7 @@ type Replicator struct {
 	pending  map[string]map[peer.ID]bool // root → placements in flight from here
 	ended    map[string]time.Time        // root → when a placement of it from here last ended (pruned each round)
 	fetching map[string]int              // roots being fetched here (placements, resumes)
+	puts     atomic.Int64                // puts in flight here (BeginPut)
 	noSpace  map[peer.ID]time.Time
 	noRoom   map[string]bool // roots for which no member had room at the last try
 	summary  Summary

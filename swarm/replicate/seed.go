@@ -185,3 +185,14 @@ func distinctKeys(m *chunk.Manifest) []string {
 	}
 	return out
 }
+
+// BeginPut marks a put in flight here, from before its content is stored
+// until its seeding has cleared any earlier removal of it; call the
+// returned function when the put ends. While a put is in flight the
+// repair round does not delete removed contents held here: the content
+// being put may be one of them.
+func (r *Replicator) BeginPut() (end func()) {
+	r.puts.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { r.puts.Add(-1) }) }
+}
