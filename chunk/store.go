@@ -70,6 +70,10 @@ type Store struct {
 	mu       sync.Mutex
 	holds    map[string]int
 	reserved int64
+	// deleting lists the chunks whose objects a Remove is deleting from a
+	// Backend outside mu (a network round trip each): a write of such a
+	// chunk waits for its channel to close (awaitDelete).
+	deleting map[string]chan struct{}
 
 	statsMu sync.Mutex
 	stats   counters
@@ -94,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}}
+	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}, deleting: map[string]chan struct{}{}}
 	s.limit.Store(opts.Limit)
 	s.remote = opts.Backend
 	if err := prepareDir(dir, s.log, s.remote == nil); err != nil {
@@ -297,6 +301,9 @@ func (s *Store) present(key []byte) (size int64, ok bool, err error) {
 // indexing. With a Backend it stores the chunk there.
 func (s *Store) writeFile(ctx context.Context, id cid.Cid, data []byte) error {
 	if s.remote != nil {
+		if err := s.awaitDelete(ctx, id); err != nil {
+			return fmt.Errorf("writing chunk %s: %w", id, err)
+		}
 		if err := s.remote.Put(ctx, ObjectChunk, id, data); err != nil {
 			return fmt.Errorf("writing chunk %s: %w", id, err)
 		}
@@ -493,12 +500,14 @@ func (s *Store) PutChunk(ctx context.Context, id cid.Cid, data []byte) error {
 
 // Remove forgets a manifest and deletes the chunks no other manifest
 // references. It returns an error wrapping ErrNotFound if it is not recorded.
+// With a Backend the chunk objects are deleted after mu is released (each
+// is a round trip to the account; other operations go on meanwhile), and a
+// write of one of them waits until its deletion is done.
 func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var freed []cid.Cid
 	err := s.update(func(tx *bolt.Tx, c *counters) error {
 		freed = freed[:0]
@@ -535,12 +544,51 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 		return nil
 	})
 	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
 	s.unlinkManifest(root)
-	for _, id := range freed {
-		s.deleteObject(ObjectChunk, id)
+	if s.remote == nil {
+		for _, id := range freed {
+			s.deleteObject(ObjectChunk, id)
+		}
+		s.mu.Unlock()
+	} else {
+		done := make(chan struct{})
+		for _, id := range freed {
+			s.deleting[id.KeyString()] = done
+		}
+		s.mu.Unlock()
+		for _, id := range freed {
+			s.deleteObject(ObjectChunk, id)
+		}
+		s.mu.Lock()
+		for _, id := range freed {
+			if s.deleting[id.KeyString()] == done {
+				delete(s.deleting, id.KeyString())
+			}
+		}
+		s.mu.Unlock()
+		close(done)
 	}
 	s.log.Debug("removed", "cid", root, "freed", len(freed))
 	return nil
+}
+
+// awaitDelete waits until no Remove is deleting the object of chunk id
+// (see deleting), or ctx ends.
+func (s *Store) awaitDelete(ctx context.Context, id cid.Cid) error {
+	for {
+		s.mu.Lock()
+		ch := s.deleting[id.KeyString()]
+		s.mu.Unlock()
+		if ch == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
