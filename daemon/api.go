@@ -181,12 +181,11 @@ func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(c
 		h = known.New()
 	}
 	if d.getsDirect(ctx, root) {
-		if res, ok, err := d.getDirect(ctx, req, root, h, progress); ok {
-			if err != nil {
-				return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
-			}
-			return res, nil
+		res, err := d.getDirect(ctx, req, root, h, progress)
+		if err != nil {
+			return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)
 		}
+		return res, nil
 	}
 	if err := d.ensureLocal(ctx, root, progress); err != nil {
 		return client.GetResult{}, fmt.Errorf("get %s: %w", root, err)

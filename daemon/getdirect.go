@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/annex-swarm/annex-swarm/daemon/client"
-	"github.com/annex-swarm/annex-swarm/swarm/exchange"
 )
 
 // A client member's get (docs/STORE.md "What a client member keeps"):
@@ -34,13 +32,13 @@ func (d *Daemon) getsDirect(ctx context.Context, root cid.Cid) bool {
 	return err != nil || len(missing) > 0
 }
 
-// getDirect fetches root into req.Path. ok is false when the content must
-// go through the store (erasure-coded); nothing is then left behind.
-func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.Cid, h hash.Hash, progress func(client.Progress)) (res client.GetResult, ok bool, err error) {
+// getDirect fetches root into req.Path (an erasure-coded content too: its
+// chunks are decoded into the output).
+func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.Cid, h hash.Hash, progress func(client.Progress)) (res client.GetResult, err error) {
 	dir := filepath.Dir(req.Path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(req.Path)+".tmp-*")
 	if err != nil {
-		return res, true, fmt.Errorf("creating temp file for %s: %w", req.Path, err)
+		return res, fmt.Errorf("creating temp file for %s: %w", req.Path, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
@@ -65,10 +63,6 @@ func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.
 			err = fmt.Errorf("hashed %d bytes of %d", hr.n, m.Size)
 		}
 	}
-	if errors.Is(err, exchange.ErrCodedContent) {
-		f.Close()
-		return res, false, nil
-	}
 	if err == nil {
 		err = f.Truncate(m.Size) // an empty content has no chunk to write
 	}
@@ -82,21 +76,21 @@ func (d *Daemon) getDirect(ctx context.Context, req client.GetRequest, root cid.
 		err = cerr
 	}
 	if err != nil {
-		return res, true, fmt.Errorf("writing %s: %w", req.Path, err)
+		return res, fmt.Errorf("writing %s: %w", req.Path, err)
 	}
 	if err := os.Rename(tmp, req.Path); err != nil {
-		return res, true, fmt.Errorf("renaming into %s: %w", req.Path, err)
+		return res, fmt.Errorf("renaming into %s: %w", req.Path, err)
 	}
 	if !req.NoSync {
 		if err := syncFolder(dir); err != nil {
-			return res, true, err
+			return res, err
 		}
 	}
 	res = client.GetResult{CID: root.String(), Size: m.Size}
 	if h != nil {
 		res.Digest = hex.EncodeToString(h.Sum(nil))
 	}
-	return res, true, nil
+	return res, nil
 }
 
 // hashResult is the outcome of a prefixHasher's run.

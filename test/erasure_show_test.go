@@ -199,3 +199,26 @@ func TestErasureEditStoresFewShards(t *testing.T) {
 		t.Errorf("storage members did not grow (%d bytes): the new shards are stored nowhere", grown)
 	}
 }
+
+// A client member that never held a coded content gets it by decoding
+// each chunk straight into the output file: the file is byte for byte the
+// one put, and the client's store keeps nothing of it (docs/ERASURE.md
+// "Get"; a client's replicated get does the same).
+func TestErasureClientGetKeepsNothing(t *testing.T) {
+	cs := formCodedSwarm(t, 6, "", "laptop", "desktop")
+	laptop, desktop := cs.clients[0], cs.clients[1]
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	sum := writeRandomFile(t, src, 6<<20, 41)
+	root := harness.LastLine(laptop.MustCLI("put", src))
+	before := desktop.StatusJSON().Store
+	out := filepath.Join(dir, "out")
+	desktop.MustCLI("get", root, "-o", out)
+	if fileSHA256(t, out) != sum {
+		t.Fatal("the coded content the client got differs")
+	}
+	if after := desktop.StatusJSON().Store; after.Used != before.Used || after.Chunks != before.Chunks {
+		t.Errorf("the client's store went from %d bytes (%d chunks) to %d bytes (%d chunks) on a coded get, want no change",
+			before.Used, before.Chunks, after.Used, after.Chunks)
+	}
+}

@@ -155,7 +155,7 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, progress func(FetchP
 		if cands == nil {
 			cands = x.holders(ctx, root)
 		}
-		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress)
+		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress, nil)
 		if !errors.Is(err, errNoShards) {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -41,6 +40,9 @@ type codedFetch struct {
 	m        *chunk.Manifest
 	k, n     int
 	progress func(FetchProgress)
+	// sink, when set, takes each decoded chunk instead of the store
+	// (FetchInto: a client's get writes it into the output file).
+	sink func(id cid.Cid, data []byte) error
 
 	mu      sync.Mutex
 	wake    *sync.Cond
@@ -70,11 +72,20 @@ type codedSlot struct {
 	done   bool
 }
 
-// fetchCoded fetches the missing chunks of the coded content m. first and
-// cands are the candidate holders; errNoShards when none holds a set.
-func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid, m *chunk.Manifest, missing []chunk.ChunkRef, first []peer.ID, cands <-chan peer.ID, progress func(FetchProgress)) error {
+// fetchCoded fetches the missing chunks of the coded content m into the
+// store, or into sink when it is not nil. first and cands are the
+// candidate holders; errNoShards when none holds a set.
+func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid, m *chunk.Manifest, missing []chunk.ChunkRef, first []peer.ID, cands <-chan peer.ID, progress func(FetchProgress), sink func(cid.Cid, []byte) error) error {
 	k, n := m.Layout.K, m.Layout.K+m.Layout.M
-	sets, whole := x.findSets(ctx, pid, root, k, n, first, cands)
+	sets, whole, late := x.findSets(ctx, pid, root, k, n, first, cands)
+	defer func() {
+		if late != nil { // not read to its end: let its sender finish
+			go func(c <-chan shardAnswer) {
+				for range c {
+				}
+			}(late)
+		}
+	}()
 	found := 0
 	for _, hs := range sets {
 		if len(hs) > 0 {
@@ -87,7 +98,7 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 	if found < k {
 		return fmt.Errorf("fetching %s: %d of the %d shard sets needed have a reachable holder: %w", root, found, k, ErrNoHolder)
 	}
-	f := &codedFetch{x: x, pid: pid, m: m, k: k, n: n, progress: progress,
+	f := &codedFetch{x: x, pid: pid, m: m, k: k, n: n, progress: progress, sink: sink,
 		decoded: make(chan decodedChunk, codedAhead+n), stored: make(chan struct{}, 1), quit: make(chan struct{})}
 	f.wake = sync.NewCond(&f.mu)
 	seen := map[string]bool{}
@@ -169,7 +180,7 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 		if left == 0 {
 			return nil
 		}
-		if running == 0 && pending == 0 && len(queue) == 0 {
+		if running == 0 && pending == 0 && len(queue) == 0 && late == nil {
 			return fmt.Errorf("fetching %s: %d chunks left and no holder of a shard set left (last: %v): %w", root, left, lastErr, ErrNoHolder)
 		}
 		select {
@@ -182,6 +193,22 @@ func (x *Exchange) fetchCoded(ctx context.Context, pid protocol.ID, root cid.Cid
 				if errors.Is(end.err, ErrLiar) {
 					liars[end.p] = true
 				}
+				start()
+			}
+		case a, ok := <-late:
+			if !ok {
+				late = nil
+				continue
+			}
+			// A holder that answered after the fetch began: a failover
+			// for its sets (data sets first), taken up if a set has no
+			// session now.
+			for i := range n {
+				if a.mask&(1<<i) != 0 {
+					queue = append(queue, try{i, a.p})
+				}
+			}
+			if running < k {
 				start()
 			}
 		case <-f.stored:
@@ -285,11 +312,7 @@ func (f *codedFetch) storer(ctx context.Context) {
 				break drain
 			}
 		}
-		items := make([]chunk.ChunkData, len(batch))
-		for i, d := range batch {
-			items[i] = chunk.ChunkData{CID: d.ref.CID, Data: d.data}
-		}
-		errs := f.x.store.PutChunks(ctx, items)
+		errs := f.keep(ctx, batch)
 		f.mu.Lock()
 		f.pending -= len(batch)
 		for i, d := range batch {
@@ -325,6 +348,23 @@ func (f *codedFetch) storer(ctx context.Context) {
 	}
 }
 
+// keep stores a batch of decoded chunks, or hands each to the sink, and
+// returns each one's error.
+func (f *codedFetch) keep(ctx context.Context, batch []decodedChunk) []error {
+	if f.sink != nil {
+		errs := make([]error, len(batch))
+		for i, d := range batch {
+			errs[i] = f.sink(d.ref.CID, d.data)
+		}
+		return errs
+	}
+	items := make([]chunk.ChunkData, len(batch))
+	for i, d := range batch {
+		items[i] = chunk.ChunkData{CID: d.ref.CID, Data: d.data}
+	}
+	return f.x.store.PutChunks(ctx, items)
+}
+
 // count is how many times the manifest lists chunk id.
 func (f *codedFetch) count(id cid.Cid) int {
 	n := 0
@@ -336,18 +376,24 @@ func (f *codedFetch) count(id cid.Cid) int {
 	return n
 }
 
+// shardAnswer is what a candidate holds of a coded content: the sets in
+// mask, and complete when it holds every chunk.
+type shardAnswer struct {
+	p        peer.ID
+	mask     uint32
+	complete bool
+}
+
 // findSets asks the candidates which shard sets they hold and returns the
-// holders of each set, and whether some candidate holds every chunk. It stops waiting once every data set has a holder
-// or the candidates are exhausted, bounded by FindTimeout.
-func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, k, n int, first []peer.ID, cands <-chan peer.ID) (sets [][]peer.ID, whole bool) {
+// holders of each set, and whether some candidate holds every chunk. It
+// returns as soon as every data set has a holder, or the candidates are
+// exhausted, bounded by FindTimeout; the answers still to come (holders of
+// parity sets, for the failover) arrive on late, which is closed when the
+// last is in or FindTimeout has passed. The caller must read late until
+// it is closed, or end ctx.
+func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, k, n int, first []peer.ID, cands <-chan peer.ID) (sets [][]peer.ID, whole bool, late <-chan shardAnswer) {
 	ctx, cancel := context.WithTimeout(ctx, x.fetchOpts.FindTimeout)
-	defer cancel()
-	type answer struct {
-		p        peer.ID
-		mask     uint32
-		complete bool
-	}
-	answers := make(chan answer)
+	answers := make(chan shardAnswer)
 	var wg sync.WaitGroup
 	ask := func(p peer.ID) {
 		wg.Go(func() {
@@ -356,7 +402,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 				x.log.Debug("asking for shard sets", "peer", p, "err", err)
 			}
 			select {
-			case answers <- answer{p, mask, complete}:
+			case answers <- shardAnswer{p, mask, complete}:
 			case <-ctx.Done():
 			}
 		})
@@ -375,6 +421,7 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 		return true
 	}
 	got := 0
+wait:
 	for cands != nil || got < asked {
 		if dataCovered() {
 			break
@@ -396,38 +443,25 @@ func (x *Exchange) findSets(ctx context.Context, pid protocol.ID, root cid.Cid, 
 				}
 			}
 		case <-ctx.Done():
-			cancel()
-			go func() { wg.Wait(); close(answers) }()
-			for range answers {
-			}
-			return sets, whole
+			break wait
 		}
 	}
-	// Answers still coming add holders of parity sets for the failover,
-	// up to a short wait.
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	for got < asked {
-		select {
-		case a := <-answers:
-			got++
-			whole = whole || a.complete
-			for i := range n {
-				if a.mask&(1<<i) != 0 {
-					sets[i] = append(sets[i], a.p)
-				}
-			}
-			continue
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		break
-	}
-	cancel()
-	go func() { wg.Wait(); close(answers) }()
+	lateCh := make(chan shardAnswer)
 	go func() {
-		for range answers {
+		defer close(lateCh)
+		defer cancel()
+		for ; got < asked; got++ {
+			select {
+			case a := <-answers:
+				select {
+				case lateCh <- a:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	return sets, whole
+	return sets, whole, lateCh
 }

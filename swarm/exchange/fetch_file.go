@@ -16,10 +16,6 @@ import (
 // "Fetching into a file"): a client member's get writes each verified chunk
 // at its offsets in the output and keeps nothing in its store.
 
-// ErrCodedContent is returned by FetchInto for an erasure-coded content:
-// its chunks are rebuilt from shards, which goes through the store (Fetch).
-var ErrCodedContent = errors.New("erasure-coded content: fetched through the store")
-
 // FetchInto fetches the content root (a manifest CID) into w: every chunk,
 // verified against its CID, is written at each of its offsets, from the
 // local store when it holds it and else from every holder at once. The
@@ -50,9 +46,6 @@ func (x *Exchange) FetchInto(ctx context.Context, root cid.Cid, w io.WriterAt, p
 	} else if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", root, err)
 	}
-	if m.Coded() {
-		return m, fmt.Errorf("fetching %s: %w", root, ErrCodedContent)
-	}
 	offsets := make(map[string][]int64, len(m.Chunks))
 	for _, r := range m.Chunks {
 		k := r.CID.KeyString()
@@ -69,6 +62,21 @@ func (x *Exchange) FetchInto(ctx context.Context, root cid.Cid, w io.WriterAt, p
 	missing, err := x.copyHeld(ctx, m, sink)
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", root, err)
+	}
+	if m.Coded() && len(missing) > 0 && pid != "" {
+		// Decoded chunks go to the output as they come (docs/ERASURE.md
+		// "Get"); with no shard set held anywhere, whole copies serve.
+		if cands == nil {
+			cands = x.holders(ctx, root)
+		}
+		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress, sink)
+		if !errors.Is(err, errNoShards) {
+			if err != nil {
+				return nil, err
+			}
+			return m, nil
+		}
+		first, cands = nil, nil
 	}
 	f := x.newFetch(root, pid, m, missing, progress)
 	f.sink = sink
