@@ -2,7 +2,9 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -45,6 +47,10 @@ type codedKnown struct {
 	// failed lists the members that failed an audit of it: not counted
 	// until they answer a later survey.
 	failed map[peer.ID]bool
+	// doubled is when this member's set was first seen held by another
+	// live member too (a member back after its set was rebuilt
+	// elsewhere); zero when it is not.
+	doubled time.Time
 }
 
 // codedJob is the part of a placement job that rebuilds shard sets.
@@ -224,11 +230,46 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 	}
 	st.h, st.survives = h, h-k
 	// New here, or holders still being added (a put placing its sets):
-	// no repair until repair_after has passed without a new holder.
+	// no repair (nor trim) until repair_after has passed without a new
+	// holder.
 	fresh := now.Sub(st.first) < pl.grace || now.Sub(st.grew) < pl.grace
 	need := successOf(pl, m)
-	st.settled = len(missing) == 0 && unknown == 0 && !pending && a >= need
+	// A set held twice (a member back after its set was rebuilt
+	// elsewhere): once that has lasted max(repair_after, 3 rounds) with
+	// every holder answering, the lower-ranked holder of it gives its
+	// set up. The set is still held, so what the content survives does
+	// not change.
+	var twins []peer.ID
+	if pl.storage && bits.OnesCount32(self) == 1 {
+		for p, mask := range live {
+			if mask != full && mask&self != 0 {
+				twins = append(twins, p)
+			}
+		}
+	}
+	trim := false
+	switch {
+	case len(twins) == 0 || len(missing) > 0 || unknown > 0 || pending || fresh:
+		st.doubled = time.Time{}
+	case st.doubled.IsZero():
+		st.doubled = now
+	case now.Sub(st.doubled) >= max(pl.grace, 3*r.every):
+		ranked := rank(root, append(twins, pl.self))
+		trim = ranked[len(ranked)-1] == pl.self
+	}
+	st.settled = len(missing) == 0 && unknown == 0 && !pending && a >= need && len(twins) == 0
+	if trim {
+		delete(b.known, key)
+	}
 	b.mu.Unlock()
+	if trim {
+		if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
+			r.log.Warn("trimming a surplus shard set", "cid", root, "err", err)
+			return h - k, true
+		}
+		r.log.Info("surplus shard set trimmed", "cid", root, "set", exchange.MaskSets(self), "also_held_by", len(twins))
+		return h - k, true
+	}
 
 	if a >= need || pending || fresh || unknown > 0 || self == 0 {
 		return h - k, true

@@ -168,3 +168,62 @@ func TestCodedRepairSlowIsNotLostAndTwoLostAreRebuilt(t *testing.T) {
 		t.Fatal("the content read back after the repair differs")
 	}
 }
+
+// A set held by two members (a member back after its set was rebuilt
+// elsewhere) is given up by the lower-ranked of the two once that has
+// lasted repair_after: the content keeps its six sets on six members,
+// and nothing is rebuilt.
+func TestCodedSurplusSetIsTrimmed(t *testing.T) {
+	nodes, root, _ := codedSwarm(t, time.Second)
+	const set = 2
+	holder := holderOf(t, nodes, root, set)
+	var spare *node
+	for _, nd := range nodes[1:] {
+		if held, _ := nd.store.HeldShards(t.Context(), root); len(held) == 0 {
+			spare = nd
+			break
+		}
+	}
+	if spare == nil {
+		t.Fatal("no member without a set")
+	}
+	m, err := holder.store.Manifest(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards := make([][]byte, len(m.Chunks))
+	for j := range m.Chunks {
+		if shards[j], err = holder.store.GetShard(t.Context(), root, j, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := spare.store.PutShards(t.Context(), m, set, shards); err != nil {
+		t.Fatal(err)
+	}
+	holdersOf := func() int {
+		n := 0
+		for _, nd := range nodes {
+			if held, _ := nd.store.HeldShards(t.Context(), root); len(held) == 1 && held[0] == set {
+				n++
+			}
+		}
+		return n
+	}
+	if holdersOf() != 2 {
+		t.Fatal("the set is not held twice")
+	}
+	swarmtest.WaitFor(t, time.Minute, "the surplus set trimmed", func() bool { return holdersOf() == 1 })
+	for _, nd := range nodes {
+		nd.rounds(t, 2, 20*time.Second)
+	}
+	if n := setHolders(t, nodes, root); n != 6 || holdersOf() != 1 {
+		t.Fatalf("after the trim: %d distinct sets held, set %d held %d times; want 6 and 1", n, set, holdersOf())
+	}
+	var rebuilt uint64
+	for _, nd := range nodes {
+		rebuilt += nd.r.CodedRepaired()
+	}
+	if rebuilt != 0 {
+		t.Fatalf("%d sets rebuilt while every set was held", rebuilt)
+	}
+}
