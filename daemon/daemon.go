@@ -176,9 +176,10 @@ func (d *Daemon) serve(ctx context.Context) error {
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           d.routes(),
+		Handler:           peerGate(d.routes()),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ConnContext:       withPeerCred,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
