@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -121,26 +122,33 @@ func (w *world) diskFull() bool {
 }
 
 // fillDisk allocates a ballast file that leaves diskSlack free on the small
-// disk.
+// disk. The member may be writing meanwhile (a long run fills the disk
+// with content too): an allocation that finds less room than measured is
+// tried again with what is left, a few times.
 func (w *world) fillDisk() error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(w.disk, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", w.disk, err)
-	}
-	free := int64(st.Bavail) * st.Bsize
-	size := free - diskSlack
-	if size <= 0 {
-		return nil
-	}
 	f, err := os.OpenFile(w.ballast, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating ballast: %w", err)
 	}
 	defer f.Close()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		return fmt.Errorf("allocating %d bytes of ballast: %w", size, err)
+	for range 5 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(w.disk, &st); err != nil {
+			return fmt.Errorf("statfs %s: %w", w.disk, err)
+		}
+		size := int64(st.Bavail)*st.Bsize - diskSlack
+		if size <= 0 {
+			return nil // full already
+		}
+		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("allocating %d bytes of ballast: %w", size, err)
+		}
 	}
-	return nil
+	return nil // the member filled it meanwhile: full enough
 }
 
 // freeDisk removes the ballast.
