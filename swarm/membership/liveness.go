@@ -2,6 +2,9 @@ package membership
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -91,20 +94,58 @@ func (m *Membership) pingRound(ctx context.Context) {
 			continue
 		}
 		wg.Go(func() {
-			pctx, stop := context.WithCancel(ctx)
-			defer stop()
-			select {
-			case res, ok := <-ping.Ping(pctx, m.host, p):
-				if ok && res.Error == nil && pctx.Err() == nil {
-					m.live.answered(p, time.Now())
-				} else {
-					m.log.Debug("member did not answer a ping", "peer", p, "err", res.Error)
-				}
-			case <-pctx.Done():
+			conn, err := m.pingOnce(ctx, p)
+			if err == nil {
+				m.live.answered(p, time.Now())
+				return
 			}
+			m.log.Debug("member did not answer a ping", "peer", p, "err", err)
+			m.dropDeadConn(p, conn)
 		})
 	}
 	wg.Wait()
+}
+
+// pingOnce pings p once on a stream of the libp2p ping protocol and
+// returns the connection the stream went over (nil when none opened).
+func (m *Membership) pingOnce(ctx context.Context, p peer.ID) (network.Conn, error) {
+	s, err := m.host.NewStream(ctx, p, ping.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Reset()
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	var out, in [ping.PingSize]byte
+	if _, err := rand.Read(out[:]); err != nil {
+		return s.Conn(), err
+	}
+	if _, err := s.Write(out[:]); err != nil {
+		return s.Conn(), err
+	}
+	if _, err := io.ReadFull(s, in[:]); err != nil {
+		return s.Conn(), err
+	}
+	if in != out {
+		return s.Conn(), errors.New("ping answered with other bytes")
+	}
+	return s.Conn(), nil
+}
+
+// dropDeadConn closes conn, the connection a ping to p failed on, when p
+// has another connection: a member restarted under the same peer ID (a
+// crash and a service restart) leaves the others an old connection that
+// looks open but leads nowhere until the transport's idle timeout, and new
+// streams may pick it (a placement's fetch from a laptop made no progress
+// for 30 s after its restart in the chaos run). With a single connection,
+// liveness alone decides (slow is not dead).
+func (m *Membership) dropDeadConn(p peer.ID, conn network.Conn) {
+	if conn == nil || len(m.host.Network().ConnsToPeer(p)) < 2 {
+		return
+	}
+	m.log.Info("closing a connection a ping failed on; the member has another", "peer", p, "conn", conn.RemoteMultiaddr())
+	_ = conn.Close()
 }
 
 // later returns the later of a and b.
