@@ -1,7 +1,6 @@
 package membership_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -15,7 +14,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
-	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/membership"
 	"github.com/annex-swarm/annex-swarm/swarm/swarmtest"
 )
@@ -96,29 +94,9 @@ func newFreezer(t *testing.T, target string) *freezer {
 // transport's idle timeout.
 func TestPingClosesADeadConnection(t *testing.T) {
 	hs := swarmtest.Hosts(t, 2)
-	armored, err := rules.GenerateKey("admin", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := rules.ReadSigner(bytes.NewReader(armored), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := rules.Create("deadconn", signer, rules.DefaultReplication, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No addresses in the definition: the members dial nothing by
 	// themselves; the test makes the connections.
-	for i, h := range hs {
-		if err := def.AddMember(rules.Member{Name: string(rune('a' + i)), Peer: rules.PeerID(h.Host.ID()), Role: rules.RoleStorage}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	signed, err := signer.Sign(def, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := signedDefinition(t, "deadconn", hs, false)
 	a, b := hs[0].Host, hs[1].Host
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -18,27 +18,7 @@ import (
 // was last seen.
 func TestAliveByPing(t *testing.T) {
 	hs := swarmtest.Hosts(t, 2)
-	armored, err := rules.GenerateKey("admin", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := rules.ReadSigner(bytes.NewReader(armored), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := rules.Create("liveness", signer, rules.DefaultReplication, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, h := range hs {
-		if err := def.AddMember(rules.Member{Name: string(rune('a' + i)), Peer: rules.PeerID(h.Host.ID()), Addrs: h.Host.Addrs(), Role: rules.RoleStorage}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	signed, err := signer.Sign(def, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := signedDefinition(t, "liveness", hs, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -78,4 +58,36 @@ func TestAliveByPing(t *testing.T) {
 	if _, since := a.Alive(b); since.IsZero() || time.Since(since) > 20*time.Second {
 		t.Fatalf("gone member last seen at %v", since)
 	}
+}
+
+// signedDefinition signs a definition named name whose storage members
+// are hs, with their addresses when addrs is set.
+func signedDefinition(t *testing.T, name string, hs []swarmtest.Member, addrs bool) []byte {
+	t.Helper()
+	armored, err := rules.GenerateKey("admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := rules.ReadSigner(bytes.NewReader(armored), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := rules.Create(name, signer, rules.DefaultReplication, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range hs {
+		m := rules.Member{Name: string(rune('a' + i)), Peer: rules.PeerID(h.Host.ID()), Role: rules.RoleStorage}
+		if addrs {
+			m.Addrs = h.Host.Addrs()
+		}
+		if err := def.AddMember(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed, err := signer.Sign(def, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
 }
