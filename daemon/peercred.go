@@ -26,7 +26,6 @@ type peerKey struct{}
 // control connection.
 type peerCred struct {
 	uid uint32
-	pid int32
 	err error // SO_PEERCRED could not be read
 }
 
@@ -56,7 +55,7 @@ func readPeerCred(c net.Conn) peerCred {
 	if serr != nil {
 		return peerCred{err: serr}
 	}
-	return peerCred{uid: cred.Uid, pid: cred.Pid}
+	return peerCred{uid: cred.Uid}
 }
 
 // errPeer is wrapped by the refusals of peerAllowed.

@@ -151,14 +151,9 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, progress func(FetchP
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", root, err)
 	}
-	if m.Coded() && len(missing) > 0 && pid != "" {
-		if cands == nil {
-			cands = x.holders(ctx, root)
-		}
-		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress, nil)
-		if !errors.Is(err, errNoShards) {
-			return err
-		}
+	if done, err := x.fetchCodedFirst(ctx, pid, root, m, missing, first, cands, progress, nil); done {
+		return err
+	} else if m.Coded() {
 		first, cands = nil, nil // whole copies only: fetch their chunks
 	}
 	f := x.newFetch(root, pid, m, missing, progress)
@@ -375,4 +370,26 @@ func (f *fetch) addSource(ctx context.Context, p peer.ID) {
 	s := &source{id: p, pending: map[uint64]*want{}, wake: make(chan struct{}, 1), cancel: cancel}
 	f.sources[p] = s
 	f.sessions.Go(func() { f.session(sctx, s) })
+}
+
+// fetchCodedFirst runs the coded getter (fetch_coded.go) when m is a coded
+// content with chunks missing and a swarm to ask, with cands, or the
+// holders of root when nil; decoded chunks go to sink, or to the store
+// when sink is nil. done says the coded getter ran to its end, err being
+// its result. When no candidate holds a shard set it is not done: whole
+// copies serve the chunks, through the replicated fetch with candidates
+// of its own.
+func (x *Exchange) fetchCodedFirst(ctx context.Context, pid protocol.ID, root cid.Cid, m *chunk.Manifest, missing []chunk.ChunkRef,
+	first []peer.ID, cands <-chan peer.ID, progress func(FetchProgress), sink func(cid.Cid, []byte) error) (done bool, err error) {
+	if !m.Coded() || len(missing) == 0 || pid == "" {
+		return false, nil
+	}
+	if cands == nil {
+		cands = x.holders(ctx, root)
+	}
+	err = x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress, sink)
+	if errors.Is(err, errNoShards) {
+		return false, nil
+	}
+	return true, err
 }

@@ -63,19 +63,13 @@ func (x *Exchange) FetchInto(ctx context.Context, root cid.Cid, w io.WriterAt, p
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", root, err)
 	}
-	if m.Coded() && len(missing) > 0 && pid != "" {
-		// Decoded chunks go to the output as they come (docs/ERASURE.md
-		// "Get"); with no shard set held anywhere, whole copies serve.
-		if cands == nil {
-			cands = x.holders(ctx, root)
+	// Decoded chunks go to the output as they come (docs/ERASURE.md "Get").
+	if done, err := x.fetchCodedFirst(ctx, pid, root, m, missing, first, cands, progress, sink); done {
+		if err != nil {
+			return nil, err
 		}
-		err := x.fetchCoded(ctx, pid, root, m, missing, first, cands, progress, sink)
-		if !errors.Is(err, errNoShards) {
-			if err != nil {
-				return nil, err
-			}
-			return m, nil
-		}
+		return m, nil
+	} else if m.Coded() {
 		first, cands = nil, nil
 	}
 	f := x.newFetch(root, pid, m, missing, progress)

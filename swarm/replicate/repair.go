@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -236,7 +237,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 
 	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over, stale: stale}, now)
 	sum.count(v.level)
-	if v.level != atTarget && v.place == 0 {
+	if v.level != atTarget && v.place == 0 && r.log.Enabled(ctx, slog.LevelDebug) {
 		r.log.Debug("content below target; not placing from here", "cid", root, "live", len(live), "grace", grace,
 			"unknown", unknown, "pending", npending, "fetching", fetching, "stale", stale, "acting", actsFor(pl.self, root, live))
 	}
