@@ -46,17 +46,7 @@ func TestCloudSwarmRepair(t *testing.T) {
 	}
 	const repairAfter = 20 * time.Second
 	rs := formRepl(t, 6, true, harness.SwarmOptions{Copies: 2, CopiesMin: 2}, repairAfter.String(), cfg)
-	rs.c.MustRun(t, "rules", "set", rs.s.Rules, "--key", rs.s.Key, "erasure=4+1", "erasure_min_size=1MiB")
-	rs.c.Nodes[0].MustCLI("rules", "push", rs.s.Rules)
-	want := swarmVersion(rs.c.Nodes[0])
-	harness.WaitFor(t, 60*time.Second, "erasure rules on every member", func() bool {
-		for _, a := range rs.c.Nodes {
-			if swarmVersion(a) != want {
-				return false
-			}
-		}
-		return true
-	})
+	pushErasure(t, rs, "4+1")
 	laptop := rs.client
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")

@@ -22,7 +22,15 @@ func formCoded(t *testing.T, n int) *replSwarm {
 func formCodedWith(t *testing.T, n int, o harness.SwarmOptions, repairAfter string) *replSwarm {
 	t.Helper()
 	rs := formRepl(t, n, true, o, repairAfter, nil)
-	rs.c.MustRun(t, "rules", "set", rs.s.Rules, "--key", rs.s.Key, "erasure=4+2", "erasure_min_size=1MiB")
+	pushErasure(t, rs, "4+2")
+	return rs
+}
+
+// pushErasure sets the erasure scheme (coding from 1 MiB) in rs's rules,
+// pushes them and waits until every member has them.
+func pushErasure(t *testing.T, rs *replSwarm, scheme string) {
+	t.Helper()
+	rs.c.MustRun(t, "rules", "set", rs.s.Rules, "--key", rs.s.Key, "erasure="+scheme, "erasure_min_size=1MiB")
 	rs.c.Nodes[0].MustCLI("rules", "push", rs.s.Rules)
 	want := swarmVersion(rs.c.Nodes[0])
 	harness.WaitFor(t, 60*time.Second, "erasure rules on every member", func() bool {
@@ -33,7 +41,6 @@ func formCodedWith(t *testing.T, n int, o harness.SwarmOptions, repairAfter stri
 		}
 		return true
 	})
-	return rs
 }
 
 // TestErasurePutWhereGetAfterKills: a coded put from a client places six
