@@ -119,18 +119,25 @@ type Removal struct {
 	Restore bool  `cbor:"4,keyasint"`
 	// Sig is the Issuer's libp2p signature over SigningBytes.
 	Sig []byte `cbor:"5,keyasint"`
+	// Successor, when defined, says that Root's bytes now live as this
+	// other content ("moved to", a re-coding: docs/REPLICATION.md
+	// "Removal", docs/ERASURE.md "Re-coding"). Only a removal (Restore
+	// false) has one; absent in plain removals and restores.
+	Successor cid.Cid `cbor:"6,keyasint,omitempty"`
 }
 
 // removalDomain separates removal signatures from any other use of a key.
 const removalDomain = "annex-swarm removal v1\n"
 
 // SigningBytes returns the bytes the Issuer signs: the domain string, then
-// the root's binary CID, the issuer, the time (8 bytes big-endian) and the
-// restore flag (one byte), each variable field preceded by its length as
-// 2 bytes big-endian.
+// the root's binary CID, the issuer, the time (8 bytes big-endian), the
+// restore flag (one byte) and, only when Successor is defined, the
+// successor's binary CID, each variable field preceded by its length as 2
+// bytes big-endian. A record without a successor signs exactly the bytes
+// it signed before the field existed, so older records still verify.
 func (m *Removal) SigningBytes() []byte {
-	root := m.Root.Bytes()
-	b := make([]byte, 0, len(removalDomain)+4+len(root)+len(m.Issuer)+9)
+	root, next := m.Root.Bytes(), m.Successor.Bytes()
+	b := make([]byte, 0, len(removalDomain)+6+len(root)+len(m.Issuer)+9+len(next))
 	b = append(b, removalDomain...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(root)))
 	b = append(b, root...)
@@ -138,9 +145,15 @@ func (m *Removal) SigningBytes() []byte {
 	b = append(b, m.Issuer...)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
 	if m.Restore {
-		return append(b, 1)
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
 	}
-	return append(b, 0)
+	if m.Successor.Defined() {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(next)))
+		b = append(b, next...)
+	}
+	return b
 }
 
 // Type implements Msg.
@@ -199,6 +212,14 @@ func (m *Removal) Validate() error {
 	}
 	if m.Time <= 0 {
 		return fmt.Errorf("Removal: time %d: %w", m.Time, ErrInvalid)
+	}
+	if m.Successor.Defined() {
+		if err := validCID("Removal successor", m.Successor); err != nil {
+			return err
+		}
+		if m.Restore || m.Successor.Equals(m.Root) {
+			return fmt.Errorf("%w: Removal successor %s: want a removal, of another root", ErrInvalid, m.Successor)
+		}
 	}
 	return validLen("Removal signature", len(m.Sig), 1, MaxSignatureSize)
 }

@@ -31,7 +31,18 @@ func placeMsgs(t testing.TB) []Msg {
 		&PlaceStatus{ID: 3, State: PlaceDone, Bytes: 20, Total: 20},
 		&Removal{Root: root, Issuer: []byte("peer"), Time: 1700000000000000000, Sig: []byte{1, 2, 3}},
 		&Removal{Root: root, Issuer: []byte("peer"), Time: 1, Restore: true, Sig: []byte{4}},
+		&Removal{Root: root, Issuer: []byte("peer"), Time: 2, Sig: []byte{5}, Successor: placeRoot2(t)},
 	}
+}
+
+// placeRoot2 is another manifest CID than placeRoot.
+func placeRoot2(t testing.TB) cid.Cid {
+	t.Helper()
+	h, err := multihash.Sum([]byte("moved"), multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(0x51, h)
 }
 
 func TestPlaceMessagesRoundTrip(t *testing.T) {
@@ -87,6 +98,9 @@ func TestPlaceMessagesInvalid(t *testing.T) {
 		&Removal{Root: root, Issuer: []byte("p"), Time: 0, Sig: []byte{1}},
 		&Removal{Root: root, Issuer: []byte("p"), Time: 1},
 		&Removal{Root: root, Issuer: []byte("p"), Time: 1, Sig: make([]byte, MaxSignatureSize+1)},
+		&Removal{Root: root, Issuer: []byte("p"), Time: 1, Sig: []byte{1}, Successor: root},
+		&Removal{Root: root, Issuer: []byte("p"), Time: 1, Sig: []byte{1}, Restore: true, Successor: placeRoot2(t)},
+		&Removal{Root: root, Issuer: []byte("p"), Time: 1, Sig: []byte{1}, Successor: longCID(t)},
 	} {
 		if _, err := EncodeMsg(m); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s %+v: got %v, want ErrInvalid", m.Type(), m, err)
@@ -97,18 +111,62 @@ func TestPlaceMessagesInvalid(t *testing.T) {
 func TestRemovalSigningBytesCoverEveryField(t *testing.T) {
 	base := Removal{Root: placeRoot(t), Issuer: []byte("peer"), Time: 5, Sig: []byte{1}}
 	ref := base.SigningBytes()
-	variants := []Removal{base, base, base, base}
+	variants := []Removal{base, base, base, base, base, base}
 	variants[0].Issuer = []byte("peeR")
 	variants[1].Time = 6
 	variants[2].Restore = true
-	variants[3].Sig = []byte{2} // the signature itself is not signed
-	for i, v := range variants[:3] {
-		if bytes.Equal(v.SigningBytes(), ref) {
-			t.Errorf("variant %d signs the same bytes", i)
+	variants[3].Successor = placeRoot2(t)
+	variants[4].Root = placeRoot2(t)
+	variants[5].Sig = []byte{2} // the signature itself is not signed
+	signed := map[string]int{string(ref): -1}
+	for i, v := range variants[:5] {
+		if j, ok := signed[string(v.SigningBytes())]; ok {
+			t.Errorf("variant %d signs the same bytes as %d", i, j)
 		}
+		signed[string(v.SigningBytes())] = i
 	}
-	if !bytes.Equal(variants[3].SigningBytes(), ref) {
+	if !bytes.Equal(variants[5].SigningBytes(), ref) {
 		t.Error("the signature changed the signed bytes")
+	}
+	// Two successors differ too.
+	other := variants[3]
+	other.Successor = placeRoot(t)
+	if bytes.Equal(other.SigningBytes(), variants[3].SigningBytes()) {
+		t.Error("two successors sign the same bytes")
+	}
+}
+
+// TestRemovalWithoutSuccessorSignsAsBefore pins the signed bytes of a
+// record without a successor to the form before the field existed, so
+// that records signed by older daemons still verify.
+func TestRemovalWithoutSuccessorSignsAsBefore(t *testing.T) {
+	r := Removal{Root: placeRoot(t), Issuer: []byte("peer"), Time: 5, Restore: true, Sig: []byte{1}}
+	root := r.Root.Bytes()
+	want := []byte(removalDomain)
+	want = append(want, 0, byte(len(root)))
+	want = append(want, root...)
+	want = append(want, 0, 4, 'p', 'e', 'e', 'r', 0, 0, 0, 0, 0, 0, 0, 5, 1)
+	if got := r.SigningBytes(); !bytes.Equal(got, want) {
+		t.Fatalf("signing bytes\n%x\nwant\n%x", got, want)
+	}
+}
+
+// TestRemovalWithoutSuccessorDecodes: a record encoded without key 6 (as
+// older daemons send it) decodes with no successor.
+func TestRemovalWithoutSuccessorDecodes(t *testing.T) {
+	body, err := EncodeMsg(&Removal{Root: placeRoot(t), Issuer: []byte("peer"), Time: 5, Sig: []byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body[1] != 0xa5 { // a map of the five keys 1-5
+		t.Fatalf("a record without a successor does not encode a map of 5 keys: %x", body)
+	}
+	m, err := DecodeMsg(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.(*Removal); r.Successor.Defined() {
+		t.Fatalf("decoded successor %s from a record without one", r.Successor)
 	}
 }
 
@@ -127,4 +185,14 @@ func FuzzPlaceMessage(f *testing.F) {
 			_ = r.SigningBytes()
 		}
 	})
+}
+
+// longCID is a CID longer than MaxCIDSize.
+func longCID(t testing.TB) cid.Cid {
+	t.Helper()
+	h, err := multihash.Sum(make([]byte, MaxCIDSize+1), multihash.IDENTITY, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(0x51, h)
 }
