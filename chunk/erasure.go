@@ -285,6 +285,21 @@ func (m *Manifest) validateShards(i int, c ChunkRef) error {
 // Coded reports whether m is an erasure-coded (version 2) manifest.
 func (m *Manifest) Coded() bool { return m.Version == ManifestVersionErasure }
 
+// ReplicatedForm returns the version 1 (replicated) manifest of the same
+// content: the same size, key and chunks (CID, offset, length), no shards.
+// A coded manifest and its replicated form describe the same bytes, and
+// the encoding is canonical, so the CID of the replicated form is the
+// CID the content has when replicated: re-coding checks a successor with
+// it (docs/ERASURE.md "Re-coding"). For a version 1 manifest it is a copy.
+func (m *Manifest) ReplicatedForm() *Manifest {
+	out := &Manifest{Version: ManifestVersion, Size: m.Size, Key: m.Key,
+		Layout: Layout{Kind: LayoutReplicated}, Chunks: make([]ChunkRef, len(m.Chunks))}
+	for i, c := range m.Chunks {
+		out.Chunks[i] = ChunkRef{CID: c.CID, Offset: c.Offset, Length: c.Length}
+	}
+	return out
+}
+
 // ShardSet returns the CIDs of shard index i of every chunk of a coded
 // manifest, in chunk order: what the holder of shard i keeps.
 func (m *Manifest) ShardSet(i int) ([]cid.Cid, error) {

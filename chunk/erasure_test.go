@@ -318,3 +318,35 @@ func TestCodedEditMovesFewShards(t *testing.T) {
 		t.Fatalf("%d new shard bytes for %d new chunk bytes", newShardBytes, newChunkBytes)
 	}
 }
+
+// TestReplicatedForm: the replicated form of a coded manifest is, byte
+// for byte, the manifest the same content gets when it is put replicated,
+// so its CID is the replicated content's CID.
+func TestReplicatedForm(t *testing.T) {
+	data := chunktest.Content(41, 3<<20)
+	const key = "SHA256E-s3145728--00"
+	rep := buildManifest(t, data, key)
+	coded := buildCoded(t, data, key, 4, 2)
+	want, err := rep.CID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := coded.ReplicatedForm().CID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("replicated form of the coded manifest has CID %s, the replicated content %s", got, want)
+	}
+	if again, _ := rep.ReplicatedForm().CID(); again != want {
+		t.Fatalf("replicated form of a version 1 manifest changed its CID: %s", again)
+	}
+	if c, _ := coded.CID(); c == want {
+		t.Fatal("the coded manifest has the replicated one's CID")
+	}
+	// The key is part of it: another key, another CID.
+	other := buildCoded(t, data, "SHA256E-s3145728--01", 4, 2)
+	if c, _ := other.ReplicatedForm().CID(); c == want {
+		t.Fatal("another key gives the same replicated form")
+	}
+}
