@@ -548,6 +548,16 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
 	s.unlinkManifest(root)
+	s.deleteFreedLocked(freed)
+	s.log.Debug("removed", "cid", root, "freed", len(freed))
+	return nil
+}
+
+// deleteFreedLocked deletes the objects of the chunks freed by an index
+// transaction. It is called with mu held and releases it: with a Backend
+// the objects are deleted after mu is released, and a write of one of them
+// waits until its deletion is done (see deleting).
+func (s *Store) deleteFreedLocked(freed []cid.Cid) {
 	if s.remote == nil {
 		for _, id := range freed {
 			s.deleteObject(ObjectChunk, id)
@@ -571,8 +581,6 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 		s.mu.Unlock()
 		close(done)
 	}
-	s.log.Debug("removed", "cid", root, "freed", len(freed))
-	return nil
 }
 
 // awaitDelete waits until no Remove is deleting the object of chunk id

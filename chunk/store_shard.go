@@ -142,3 +142,58 @@ func (s *Store) codedManifest(ctx context.Context, root cid.Cid) (*Manifest, err
 	}
 	return m, nil
 }
+
+// ShedChunks deletes the whole chunks of the recorded coded content root
+// that nothing else needs: referenced by no other manifest, not a shard of
+// root (with k = 1 a data shard is its chunk), not held by a write in
+// progress. The manifest and every shard stay, so the shard sets held do
+// not change. A member that held the same bytes whole under another root
+// (replicated before a re-coding, docs/ERASURE.md "Re-coding") and then
+// got a shard set of root so keeps only its set once the other root is
+// removed. It returns how many chunks it deleted; ErrNotFound wrapped for a
+// manifest not recorded, ErrBadManifest for one that is not coded.
+func (s *Store) ShedChunks(ctx context.Context, root cid.Cid) (int, error) {
+	m, err := s.codedManifest(ctx, root)
+	if err != nil {
+		return 0, err
+	}
+	shards := map[string]bool{}
+	for _, c := range m.Chunks {
+		for _, sh := range c.Shards {
+			shards[sh.KeyString()] = true
+		}
+	}
+	s.mu.Lock()
+	var freed []cid.Cid
+	err = s.update(func(tx *bolt.Tx, c *counters) error {
+		freed = freed[:0]
+		if tx.Bucket(bucketManifests).Get(root.Bytes()) == nil {
+			return ErrNotFound
+		}
+		seen := map[string]bool{}
+		for _, ref := range m.Chunks {
+			k := ref.CID.KeyString()
+			if seen[k] || shards[k] || s.holds[k] > 0 {
+				continue
+			}
+			seen[k] = true
+			if refCount(tx, []byte(k)) > 1 {
+				continue // another manifest needs it
+			}
+			dropped, err := dropChunk(tx, c, []byte(k))
+			if err != nil {
+				return err
+			}
+			if dropped {
+				freed = append(freed, ref.CID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("shedding the chunks of %s: %w", root, err)
+	}
+	s.deleteFreedLocked(freed)
+	return len(freed), nil
+}

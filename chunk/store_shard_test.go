@@ -251,3 +251,51 @@ func TestPutShardsRejects(t *testing.T) {
 		t.Fatalf("at the limit: %v", err)
 	}
 }
+
+// TestShedChunks: a member holding a content whole (replicated, root O)
+// that gets shard set 1 of the coded form holds the coded content whole
+// too; once O is removed, ShedChunks leaves it the set alone. A chunk
+// another manifest still needs stays.
+func TestShedChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openShardStore(t, t.TempDir(), 0)
+	data := chunktest.Content(51, 600<<10)
+	o, _, err := s.Put(ctx, bytes.NewReader(data), int64(len(data)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCodedContent(t, data, 4, 2)
+	if _, err := s.PutShards(ctx, c.m, 1, c.set(1)); err != nil {
+		t.Fatal(err)
+	}
+	if missing, err := s.Missing(ctx, c.root); err != nil || len(missing) != 0 {
+		t.Fatalf("the coded content is not whole here: %d missing, %v", len(missing), err)
+	}
+	if n, err := s.ShedChunks(ctx, c.root); err != nil || n != 0 {
+		t.Fatalf("shed %d chunks the replicated root still needs, err %v", n, err)
+	}
+	if err := s.Remove(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ShedChunks(ctx, c.root)
+	if err != nil || n != len(c.m.Chunks) {
+		t.Fatalf("shed %d of %d chunks, err %v", n, len(c.m.Chunks), err)
+	}
+	if held, err := s.HeldShards(ctx, c.root); err != nil || !slices.Equal(held, []int{1}) {
+		t.Fatalf("held sets %v, %v; want [1]", held, err)
+	}
+	if missing, _ := s.Missing(ctx, c.root); len(missing) != len(c.m.Chunks) {
+		t.Fatalf("%d chunks missing after shedding, want all %d", len(missing), len(c.m.Chunks))
+	}
+	if used := s.Stats().Used; used != c.distinctBytes(1) {
+		t.Fatalf("store uses %d bytes, want the set's %d", used, c.distinctBytes(1))
+	}
+	for j := range c.m.Chunks {
+		if _, err := s.GetShard(ctx, c.root, j, 1); err != nil {
+			t.Fatalf("shard 1 of chunk %d: %v", j, err)
+		}
+	}
+	if _, err := s.ShedChunks(ctx, o); !errors.Is(err, chunk.ErrNotFound) {
+		t.Fatalf("shedding a removed root: %v, want ErrNotFound", err)
+	}
+}
