@@ -262,6 +262,15 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 		delete(b.known, key)
 	}
 	b.mu.Unlock()
+	// A scheme the rules no longer want is re-coded (recode.go) by the
+	// first live holder in rendezvous order, as a repair is, once h
+	// reached the success threshold with every holder answering.
+	holders := []peer.ID{pl.self}
+	for p := range live {
+		holders = append(holders, p)
+	}
+	r.noteRecode(pl, root, m, !trim && self != 0 && len(missing) == 0 && unknown == 0 && !pending && h >= need &&
+		actsFor(pl.self, root, holders))
 	if trim {
 		if err := r.store.Remove(ctx, root); err != nil && !errors.Is(err, chunk.ErrNotFound) {
 			r.log.Warn("trimming a surplus shard set", "cid", root, "err", err)
@@ -273,10 +282,6 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 
 	if a >= need || pending || fresh || unknown > 0 || self == 0 {
 		return h - k, true
-	}
-	holders := []peer.ID{pl.self}
-	for p := range live {
-		holders = append(holders, p)
 	}
 	if !actsFor(pl.self, root, holders) {
 		return h - k, true

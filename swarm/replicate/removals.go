@@ -14,7 +14,9 @@ import (
 // signed with this member's peer key; every member keeps the newest record of each root (durably, bounded), deletes
 // content whose newest record is a removal, refuses to place it, and hands
 // its records to every member it is connected to. A later put makes a
-// Restore record, which wins by its later time.
+// Restore record, which wins by its later time. A re-coding makes a
+// removal that names the root's successor (recode.go): the same record,
+// kept, spread and bounded the same way.
 
 // MaxRemovals bounds the records kept; past it the oldest Restore records
 // go first, then the oldest removals.
@@ -49,6 +51,18 @@ func (t *removals) removed(root cid.Cid) bool {
 	defer t.mu.Unlock()
 	r := t.recs[root.KeyString()]
 	return r != nil && !r.Restore
+}
+
+// successor returns the successor of root when its newest record is a
+// removal that names one (root was re-coded, recode.go).
+func (t *removals) successor(root cid.Cid) (cid.Cid, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.recs[root.KeyString()]
+	if r == nil || r.Restore || !r.Successor.Defined() {
+		return cid.Undef, false
+	}
+	return r.Successor, true
 }
 
 // put keeps rec if it is newer than the record held for its root, and

@@ -25,13 +25,15 @@ import (
 // member of the swarm.
 var ErrBadRemoval = errors.New("swarm: removal record not signed by a member")
 
-// sign makes a record of root signed with this host's peer key.
-func (r *Replicator) sign(root cid.Cid, restore bool) (*proto.Removal, error) {
+// sign makes a record of root signed with this host's peer key: a
+// removal, a restore, or (successor defined) a removal saying that root's
+// bytes now live as successor (a re-coding, recode.go).
+func (r *Replicator) sign(root cid.Cid, restore bool, successor cid.Cid) (*proto.Removal, error) {
 	key := r.host.Peerstore().PrivKey(r.host.ID())
 	if key == nil {
 		return nil, fmt.Errorf("signing the removal of %s: no private key for this host", root)
 	}
-	rec := &proto.Removal{Root: root, Issuer: []byte(r.host.ID()), Time: time.Now().UnixNano(), Restore: restore}
+	rec := &proto.Removal{Root: root, Issuer: []byte(r.host.ID()), Time: time.Now().UnixNano(), Restore: restore, Successor: successor}
 	sig, err := key.Sign(rec.SigningBytes())
 	if err != nil {
 		return nil, fmt.Errorf("signing the removal of %s: %w", root, err)
@@ -91,8 +93,10 @@ func (r *Replicator) dropRemoved(ctx context.Context, root cid.Cid) {
 
 // Remove removes root from every member: a signed removal record is kept
 // and spread, and the content is deleted here and by every member that gets
-// the record (offline ones when they come back). Without a swarm it only
-// deletes the local copy.
+// the record (offline ones when they come back). A root re-coded since
+// (successor records, recode.go) is removed with every successor in its
+// chain, so that removing the root git-annex knows removes the bytes.
+// Without a swarm it only deletes the local copy.
 func (r *Replicator) Remove(ctx context.Context, root cid.Cid) error {
 	if err := isManifest(root); err != nil {
 		return fmt.Errorf("removing: %w", err)
@@ -104,19 +108,40 @@ func (r *Replicator) Remove(ctx context.Context, root cid.Cid) error {
 		}
 		return nil
 	}
-	rec, err := r.sign(root, false)
-	if err != nil {
-		return err
+	// A root whose winning record is a removal already (one re-coded,
+	// whose record names its successor) keeps that record: it stays a
+	// pointer to the successor, which a later put may restore.
+	var recs []*proto.Removal
+	var roots []cid.Cid
+	for _, c := range r.chain(root) {
+		if c != root && r.tombs.removed(c) {
+			continue
+		}
+		var next cid.Cid
+		if c == root {
+			next, _ = r.tombs.successor(root)
+		}
+		rec, err := r.sign(c, false, next)
+		if err != nil {
+			return err
+		}
+		if r.tombs.put(rec) {
+			recs, roots = append(recs, rec), append(roots, c)
+		}
 	}
-	if !r.tombs.put(rec) {
-		return nil // a newer record of root is held already
+	if len(recs) == 0 {
+		return nil // newer records of the chain are held already
 	}
-	if err := r.persist([]*proto.Removal{rec}); err != nil {
+	if err := r.persist(recs); err != nil {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
-	// The local copy goes while the members get the record.
+	// The local copies go while the members get the records.
 	var drop sync.WaitGroup
-	drop.Go(func() { r.dropRemoved(ctx, root) })
+	drop.Go(func() {
+		for _, c := range roots {
+			r.dropRemoved(ctx, c)
+		}
+	})
 	r.spreadRemovals(ctx, pl)
 	drop.Wait()
 	return nil
@@ -127,7 +152,7 @@ func (r *Replicator) restore(ctx context.Context, root cid.Cid) error {
 	if !r.tombs.removed(root) {
 		return nil
 	}
-	rec, err := r.sign(root, true)
+	rec, err := r.sign(root, true, cid.Undef)
 	if err != nil {
 		return err
 	}
@@ -227,6 +252,9 @@ func (r *Replicator) receiveRemovals(ctx context.Context, s network.Stream, c *p
 			for _, rec := range kept {
 				if !rec.Restore {
 					r.dropRemoved(ctx, rec.Root)
+				}
+				if rec.Successor.Defined() {
+					r.shedRecoded(ctx, rec.Successor)
 				}
 			}
 			return nil

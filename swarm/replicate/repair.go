@@ -275,6 +275,15 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 		// placement queued by an earlier round is no longer wanted.
 		r.queue.cancel(k)
 	}
+	// A layout the rules no longer want is re-coded (recode.go) by the
+	// member that acts for it, once its put reached copies_min and
+	// nothing of it is in flight from here.
+	if r.put != nil && pl.storage {
+		if m, err := r.store.Manifest(ctx, root); err == nil {
+			r.noteRecode(pl, root, m, !v.trim && unknown == 0 && npending == 0 && !fetching &&
+				len(live) >= pl.min && actsFor(pl.self, root, live))
+		}
+	}
 	switch {
 	case v.place > 0:
 		r.queue.push(&job{pl: pl, root: root, key: k, level: v.level, copies: len(live) + grace, need: v.place, skip: skip, live: live})

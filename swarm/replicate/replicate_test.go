@@ -306,3 +306,144 @@ func TestStoreInlineVerifies(t *testing.T) {
 		t.Fatalf("content read back differs (err %v)", err)
 	}
 }
+
+func signedSuccessor(t testing.TB, k crypto.PrivKey, id peer.ID, root, next cid.Cid, at int64) *proto.Removal {
+	t.Helper()
+	r := &proto.Removal{Root: root, Issuer: []byte(id), Time: at, Successor: next}
+	sig, err := k.Sign(r.SigningBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Sig = sig
+	return r
+}
+
+// TestSuccessorRecords: a successor record is verified as a removal (a
+// member's signature over the successor too), survives the records file,
+// and Resolve follows a chain, bounded, stopping on a cycle.
+func TestSuccessorRecords(t *testing.T) {
+	id, k := testPeer(t)
+	stranger, sk := testPeer(t)
+	pl := policy{def: &rules.Definition{Members: []rules.Member{{Name: "m", Peer: rules.PeerID(id), Role: rules.RoleStorage}}}}
+	o, n, n2 := testRoot(t, "old"), testRoot(t, "new"), testRoot(t, "newer")
+	rec := signedSuccessor(t, k, id, o, n, 10)
+	if err := verifyRemoval(pl, rec); err != nil {
+		t.Fatalf("a member's successor record refused: %v", err)
+	}
+	redirected := signedSuccessor(t, k, id, o, n, 10)
+	redirected.Successor = n2 // signed for n
+	foreign := signedSuccessor(t, sk, stranger, o, n, 10)
+	for name, r := range map[string]*proto.Removal{"redirected": redirected, "non-member": foreign} {
+		if err := verifyRemoval(pl, r); !errors.Is(err, ErrBadRemoval) {
+			t.Errorf("%s successor record: got %v, want ErrBadRemoval", name, err)
+		}
+	}
+
+	// Through the records file and back.
+	enc, err := encodeRemovals([]*proto.Removal{rec, signedSuccessor(t, k, id, n, n2, 11), signedRemoval(t, k, id, n2, 12, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := DecodeRemovals(enc)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("decoded %d records, err %v", len(recs), err)
+	}
+	for _, got := range recs {
+		if err := verifyRemoval(pl, got); err != nil {
+			t.Fatalf("a record read back does not verify: %v", err)
+		}
+	}
+	r := &Replicator{tombs: newRemovals()}
+	for _, got := range recs {
+		r.tombs.put(got)
+	}
+	if next, ok := r.tombs.successor(o); !ok || next != n {
+		t.Fatalf("successor of o read back = %s, %v; want %s", next, ok, n)
+	}
+	if got := r.Resolve(o); got != n2 {
+		t.Fatalf("Resolve(o) = %s, want %s (o → n → n2)", got, n2)
+	}
+	if got := r.Resolve(n2); got != n2 {
+		t.Fatalf("Resolve of a plain removal = %s, want itself", got)
+	}
+	if !r.tombs.removed(o) {
+		t.Fatal("a successor record is not a removal")
+	}
+	// A restore of n cuts the chain there.
+	r.tombs.put(signedRemoval(t, k, id, n, 20, true))
+	if got := r.Resolve(o); got != n {
+		t.Fatalf("Resolve(o) after n was restored = %s, want %s", got, n)
+	}
+
+	// A cycle a → b → a ends before it repeats; a long chain is bounded.
+	a, b := testRoot(t, "a"), testRoot(t, "b")
+	r.tombs.put(signedSuccessor(t, k, id, a, b, 30))
+	r.tombs.put(signedSuccessor(t, k, id, b, a, 31))
+	if got := r.Resolve(a); got != b {
+		t.Fatalf("Resolve on a cycle = %s, want %s", got, b)
+	}
+	if c := r.chain(b); len(c) != 2 || c[1] != a {
+		t.Fatalf("chain of b on a cycle = %v", c)
+	}
+	long := []cid.Cid{testRoot(t, "l0")}
+	for i := 1; i <= MaxSuccessorSteps+3; i++ {
+		long = append(long, testRoot(t, "l"+string(rune('0'+i))))
+		r.tombs.put(signedSuccessor(t, k, id, long[i-1], long[i], int64(40+i)))
+	}
+	if got := r.Resolve(long[0]); got != long[MaxSuccessorSteps] {
+		t.Fatalf("Resolve on a long chain = %s, want step %d", got, MaxSuccessorSteps)
+	}
+}
+
+// TestCheckSuccessor: the replicated form of the right successor proves
+// it, another content's manifest is refused when the old manifest is
+// known, and an old coded root whose manifest is unknown is not provable.
+func TestCheckSuccessor(t *testing.T) {
+	ctx := t.Context()
+	data := make([]byte, 300<<10)
+	rand.Read(data)
+	build := func(b []byte, key string, k, m int) (*chunk.Manifest, cid.Cid) {
+		t.Helper()
+		var man *chunk.Manifest
+		var err error
+		if k == 0 {
+			man, err = chunk.BuildManifest(ctx, bytes.NewReader(b), key, smallChunks, func(chunk.ChunkRef, []byte) error { return nil })
+		} else {
+			man, err = chunk.BuildCodedManifest(ctx, bytes.NewReader(b), key, smallChunks, k, m, func(chunk.ChunkRef, []byte, [][]byte) error { return nil })
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := man.CID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return man, c
+	}
+	rep, o := build(data, "K", 0, 0)
+	coded, n := build(data, "K", 4, 2)
+	other := bytes.Clone(data)
+	other[1000] ^= 1
+	liar, _ := build(other, "K", 4, 2)
+	otherKey, _ := build(data, "L", 4, 2)
+
+	if exact, err := CheckSuccessor(o, nil, coded); err != nil || !exact {
+		t.Fatalf("the coded form of a replicated content: exact %v, err %v", exact, err)
+	}
+	for name, m := range map[string]*chunk.Manifest{"other bytes": liar, "other key": otherKey} {
+		if exact, err := CheckSuccessor(o, nil, m); exact || err != nil {
+			t.Errorf("%s, old manifest unknown: exact %v, err %v; want not provable", name, exact, err)
+		}
+		if _, err := CheckSuccessor(o, rep, m); !errors.Is(err, ErrBadSuccessor) {
+			t.Errorf("%s, old manifest known: err %v, want ErrBadSuccessor", name, err)
+		}
+	}
+	// Coded to replicated (erasure=none after 4+2): provable with the
+	// old coded manifest, not without it.
+	if exact, err := CheckSuccessor(n, coded, rep); err != nil || !exact {
+		t.Fatalf("back to replicated with the old manifest: exact %v, err %v", exact, err)
+	}
+	if exact, err := CheckSuccessor(n, nil, rep); err != nil || exact {
+		t.Fatalf("back to replicated without the old manifest: exact %v, err %v", exact, err)
+	}
+}

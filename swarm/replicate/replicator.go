@@ -8,6 +8,7 @@ package replicate
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -30,8 +31,9 @@ import (
 // This file holds the replication engine's state, its options and its
 // loop. The placement policy is in policy.go, the placer in place.go, the
 // holder's side of a placement in hold.go, super-seeding in seed.go, the
-// queries in survey.go, the repair round in repair.go, drain in drain.go
-// and removals in removals*.go and remove.go.
+// queries in survey.go, the repair round in repair.go, drain in drain.go,
+// removals in removals*.go and remove.go, re-coding in recode.go and the
+// resolution of re-coded roots in resolve.go.
 
 // Exchange is what the replicator needs of the chunk exchange
 // (*exchange.Exchange implements it).
@@ -40,6 +42,9 @@ type Exchange interface {
 	Protocol() protocol.ID
 	// Fetch fetches root into the local store from every holder.
 	Fetch(ctx context.Context, root cid.Cid, progress func(exchange.FetchProgress)) error
+	// FetchInto fetches root into w without storing it (chunks held here
+	// are read from the store) and returns its manifest.
+	FetchInto(ctx context.Context, root cid.Cid, w io.WriterAt, progress func(exchange.FetchProgress)) (*chunk.Manifest, error)
 	// FetchManifest fetches and checks the manifest root from p.
 	FetchManifest(ctx context.Context, p peer.ID, root cid.Cid) (*chunk.Manifest, error)
 	// Announce announces on the DHT, in the background, that this host
@@ -119,6 +124,15 @@ type Options struct {
 	// nil: the kept state is not durable and a restart surveys everything.
 	LoadRepairState func() ([]byte, error)
 	SaveRepairState func([]byte) error
+	// Put stores a content read from r (size bytes, git-annex key key)
+	// and seeds it as a put on this member does, under the current rules,
+	// returning its root once the put succeeded (its success threshold).
+	// Re-coding (recode.go) puts a content again through it; nil: this
+	// member never re-codes.
+	Put func(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, error)
+	// TempDir holds the temporary file of a content fetched for a
+	// re-coding; os.TempDir() when empty.
+	TempDir string
 }
 
 // Replicator keeps every content this member holds at its swarm's target
@@ -169,7 +183,10 @@ type Replicator struct {
 	noRoom   map[string]bool // roots for which no member had room at the last try
 	summary  Summary
 	tombs    *removals
-	coded    codedBook // the coded contents' checks (coded_repair.go)
+	coded    codedBook                                                                       // the coded contents' checks (coded_repair.go)
+	recodes  recodeBook                                                                      // contents due for re-coding (recode.go)
+	put      func(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, error) // Options.Put
+	tempDir  string                                                                          // Options.TempDir
 }
 
 // Summary is the replication state of the contents this member holds, as
@@ -250,6 +267,7 @@ func New(o Options) *Replicator {
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
 		tombs:     newRemovals(),
 		loadState: o.LoadRepairState, saveState: o.SaveRepairState,
+		put: o.Put, tempDir: o.TempDir, recodes: recodeBook{due: map[string]*recodeDue{}, poke: make(chan struct{}, 1)},
 	}
 	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
 	o.Exchange.SetServeGate(r.seed.allow)
@@ -277,6 +295,9 @@ func (r *Replicator) Run(ctx context.Context) {
 	defer tasks.Wait()
 	for range r.workers {
 		tasks.Go(func() { r.placeWorker(ctx) })
+	}
+	if r.put != nil {
+		tasks.Go(func() { r.recodeWorker(ctx) })
 	}
 	defer r.stopping()
 	t := time.NewTimer(jitter(r.every))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -46,6 +47,50 @@ type node struct {
 	// delay, when set, stalls every read of a served exchange stream
 	// that long: a member whose answers are slow.
 	delay atomic.Int64
+	// signer is the swarm's admin key (setRules).
+	signer *rules.Signer
+}
+
+// putAsDaemon stores a content under the adopted rules and seeds it, as
+// the daemon's put does (daemon.putContent): the replicator's Put.
+func (nd *node) putAsDaemon(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, error) {
+	defer nd.r.BeginPut()()
+	var root cid.Cid
+	var err error
+	if def := nd.m.Current(); def != nil && def.Replication.Coded(size) {
+		e := def.Replication.Erasure
+		root, _, err = nd.store.PutCoded(ctx, r, size, key, e.Data, e.Parity)
+	} else {
+		root, _, err = nd.store.Put(ctx, r, size, key)
+	}
+	if err != nil {
+		return cid.Undef, err
+	}
+	if _, err := nd.r.Seed(ctx, root, nil); err != nil {
+		return cid.Undef, err
+	}
+	return root, nil
+}
+
+// setRules signs the next version of the definition with edit applied to
+// its replication policy and offers it to every node.
+func setRules(t *testing.T, nodes []*node, edit func(*rules.Replication)) {
+	t.Helper()
+	cur := nodes[0].m.Current()
+	next := cur.Next()
+	edit(&next.Replication)
+	signed, err := nodes[0].signer.Sign(next, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		if nd.m.Current().Version >= next.Version {
+			continue // spread to it already
+		}
+		if _, err := nd.m.Offer(t.Context(), signed); err != nil && nd.m.Current().Version < next.Version {
+			t.Fatalf("offering version %d: %v", next.Version, err)
+		}
+	}
 }
 
 // swarmConfig shapes a test swarm.
@@ -59,6 +104,7 @@ type swarmConfig struct {
 	recheck     time.Duration
 	durable     bool          // each replicator keeps its repair state in a file
 	ping        time.Duration // the membership's ping interval; 200 ms when zero
+	recode      bool          // each replicator re-codes, putting as putAsDaemon does
 }
 
 // testSwarm makes cfg.n members of a new swarm; none runs yet (start).
@@ -93,7 +139,7 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		nd := &node{h: h, store: st}
+		nd := &node{h: h, store: st, signer: signer}
 		log := slog.New(slog.DiscardHandler)
 		ping := cfg.ping
 		if ping <= 0 {
@@ -111,6 +157,9 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 		}})
 		nd.opts = Options{Host: h.Host, Store: st, Exchange: nd.x, Members: nd.m, Logger: log,
 			Interval: cfg.interval, SurveyPage: cfg.page, SurveyPageTimeout: cfg.pageTimeout, Placements: cfg.placements, Recheck: cfg.recheck}
+		if cfg.recode {
+			nd.opts.Put, nd.opts.TempDir = nd.putAsDaemon, t.TempDir()
+		}
 		if cfg.durable {
 			path := filepath.Join(t.TempDir(), "repair")
 			nd.opts.LoadRepairState = func() ([]byte, error) {
