@@ -150,15 +150,26 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 		return d.putFromFile(ctx, req, f, fi, progress)
 	}
 	cr := &countingReader{r: f, total: fi.Size(), progress: progress}
-	root, err := d.storeContent(ctx, cr, fi.Size(), req.Key)
+	res, err := d.putContent(ctx, cr, fi.Size(), req.Key, progress)
 	if err != nil {
 		return client.PutResult{}, fmt.Errorf("put %s: %w", req.Path, err)
 	}
-	d.log.Info("content stored", "cid", root, "size", fi.Size(), "key", req.Key)
+	return res, nil
+}
+
+// putContent stores a content read from r (size bytes, git-annex key key)
+// under the adopted rules, announces it and seeds it until its success
+// threshold: a put on this member of a content not served from its file.
+func (d *Daemon) putContent(ctx context.Context, r io.Reader, size int64, key string, progress func(client.Progress)) (client.PutResult, error) {
+	root, err := d.storeContent(ctx, r, size, key)
+	if err != nil {
+		return client.PutResult{}, err
+	}
+	d.log.Info("content stored", "cid", root, "size", size, "key", key)
 	d.announce(root)
-	res := client.PutResult{CID: root.String(), Size: fi.Size()}
+	res := client.PutResult{CID: root.String(), Size: size}
 	if res.Copies, err = d.seed(ctx, root, progress); err != nil {
-		return client.PutResult{}, fmt.Errorf("put %s: stored here, but: %w", req.Path, err)
+		return client.PutResult{}, fmt.Errorf("stored here, but: %w", err)
 	}
 	return res, nil
 }
@@ -168,9 +179,15 @@ func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error) {
-	root, err := chunk.ParseCID(req.CID)
+	asked, err := chunk.ParseCID(req.CID)
 	if err != nil {
 		return client.GetResult{}, fmt.Errorf("get: %w", err)
+	}
+	// A root re-coded since is fetched as its successor, each step of the
+	// chain checked (docs/ERASURE.md "Re-coding").
+	root, err := d.repl.ResolveChecked(ctx, asked)
+	if err != nil {
+		return client.GetResult{}, fmt.Errorf("get %s: %w", asked, err)
 	}
 	var h hash.Hash
 	if req.Hash != "" {
@@ -346,7 +363,12 @@ func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := client.RemoveResult{CID: root.String()}
-	if h, err := d.repl.Where(r.Context(), root); err == nil {
+	// A re-coded root is held as its successor: count those holders
+	// (Remove removes the whole chain), of shard sets for a coded one.
+	held := d.repl.Resolve(root)
+	if ch, coded, err := d.repl.WhereCoded(r.Context(), held); err == nil && coded {
+		out.Surveyed, out.Holders, out.Unreachable = true, len(ch.Sets), ch.Unreachable
+	} else if h, err := d.repl.Where(r.Context(), held); err == nil {
 		out.Surveyed, out.Holders, out.Unreachable = true, len(h.Holders), h.Unreachable
 	}
 	if err := d.repl.Remove(r.Context(), root); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"path/filepath"
@@ -55,7 +56,21 @@ func (d *Daemon) newReplicator(interval time.Duration) *replicate.Replicator {
 			return b, err
 		},
 		SaveRepairState: func(b []byte) error { return WriteFileAtomic(d.repairStatePath(), b, 0o600) },
+		Put:             d.recodePut,
+		TempDir:         d.home.Dir,
 	})
+}
+
+// recodePut is the replicator's put of a content being re-coded
+// (docs/ERASURE.md "Re-coding"): the put path of this member, counted as
+// a put in flight.
+func (d *Daemon) recodePut(ctx context.Context, r io.Reader, size int64, key string) (cid.Cid, error) {
+	defer d.repl.BeginPut()()
+	res, err := d.putContent(ctx, r, size, key, nil)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return chunk.ParseCID(res.CID)
 }
 
 // followReplication points the replicator at the adopted swarm.
@@ -98,13 +113,22 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	root, err := chunk.ParseCID(req.CID)
+	asked, err := chunk.ParseCID(req.CID)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("where: %w", err))
 		return
 	}
+	// A re-coded root is answered for its successor, which the answer
+	// names (docs/ERASURE.md "Re-coding").
+	root := d.repl.Resolve(asked)
+	resolved := ""
+	if root != asked {
+		resolved = root.String()
+	}
 	if ch, coded, err := d.repl.WhereCoded(r.Context(), root); err == nil && coded {
-		writeJSON(w, http.StatusOK, d.codedWhere(ch))
+		out := d.codedWhere(ch)
+		out.CID, out.Resolved = asked.String(), resolved
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	h, ok := replicate.Holders{}, false
@@ -122,7 +146,7 @@ func (d *Daemon) handleWhere(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, fmt.Errorf("where: %w", err))
 		return
 	}
-	out := client.WhereResult{CID: root.String(), Holders: []client.Holder{}, Copies: len(h.Holders), Target: h.Target,
+	out := client.WhereResult{CID: asked.String(), Resolved: resolved, Holders: []client.Holder{}, Copies: len(h.Holders), Target: h.Target,
 		CopiesMin: h.Min, Unreachable: h.Unreachable}
 	def := d.members.Current()
 	for _, p := range h.Holders {

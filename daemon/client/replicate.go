@@ -22,10 +22,14 @@ type Holder struct {
 // WhereResult is `annex-swarm where CID --json`: the storage members holding
 // a verified full copy, their count and the swarm's target.
 type WhereResult struct {
-	CID     string   `json:"cid"`
-	Holders []Holder `json:"holders"`
-	Copies  int      `json:"copies"`
-	Target  int      `json:"target"`
+	CID string `json:"cid"`
+	// Resolved is the root the answer is for when CID was re-coded since
+	// (docs/ERASURE.md "Re-coding"): its successor, whose holders and
+	// shards the answer lists; empty when CID is answered for itself.
+	Resolved string   `json:"resolved,omitempty"`
+	Holders  []Holder `json:"holders"`
+	Copies   int      `json:"copies"`
+	Target   int      `json:"target"`
 	// CopiesMin is the swarm's copies_min.
 	CopiesMin int `json:"copies_min"`
 	// Unreachable counts storage members that did not answer; with some
