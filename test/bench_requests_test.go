@@ -121,7 +121,7 @@ type remoteProc struct {
 
 // startRemote starts the remote on the daemon in home and prepares it
 // (no ASYNC: requests are answered in order).
-func startRemote(b *testing.B, home string) *remoteProc {
+func startRemote(b testing.TB, home string) *remoteProc {
 	b.Helper()
 	cmd := exec.Command(bin.Remote)
 	cmd.Env = append(os.Environ(), "ANNEX_SWARM_HOME="+home)
