@@ -17,7 +17,8 @@ func (e *env) whereCmd() *cobra.Command {
 		Short: "List the members that hold a verified full copy of a content",
 		Long: `where asks the storage members which of them hold a verified full copy of CID.
 With --json: {"cid": ..., "holders": [{"peer_id": ..., "name": ...}], "copies": N,
-"target": M, "copies_min": K, "unreachable": U}.`,
+"target": M, "copies_min": K, "unreachable": U}, and "resolved": the root the
+answer is for when CID was re-coded since a change of erasure scheme.`,
 		Example: "  annex-swarm where bafybei...\n  annex-swarm where bafybei... --json | jq .copies",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -32,6 +33,9 @@ With --json: {"cid": ..., "holders": [{"peer_id": ..., "name": ...}], "copies": 
 			if asJSON {
 				printJSON(e.out, res)
 				return nil
+			}
+			if res.Resolved != "" {
+				fmt.Fprintf(e.out, "%s: re-coded as %s\n", res.CID, res.Resolved)
 			}
 			fmt.Fprintf(e.out, "%s: %d of %d copies\n", res.CID, res.Copies, res.Target)
 			for _, h := range res.Holders {
