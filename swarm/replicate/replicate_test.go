@@ -216,6 +216,7 @@ func FuzzDecodeRemovals(f *testing.F) {
 	tb := newRemovals()
 	tb.put(signedRemoval(f, k, id, testRoot(f, "a"), 1, false))
 	tb.put(signedRemoval(f, k, id, testRoot(f, "b"), 2, true))
+	tb.put(signedSuccessor(f, k, id, testRoot(f, "c"), testRoot(f, "d"), 3))
 	enc, err := encodeRemovals(tb.all())
 	if err != nil {
 		f.Fatal(err)
