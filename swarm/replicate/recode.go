@@ -98,8 +98,8 @@ func (r *Replicator) noteRecode(pl policy, root cid.Cid, m *chunk.Manifest, acts
 	poke(b.poke)
 }
 
-// Recoded returns how many contents this member has re-coded since it
-// started.
+// Recoded returns how many contents this member has re-coded (issued a
+// successor record for) since it started.
 func (r *Replicator) Recoded() uint64 {
 	r.recodes.mu.Lock()
 	defer r.recodes.mu.Unlock()
@@ -138,25 +138,21 @@ func (r *Replicator) recodeWorker(ctx context.Context) {
 			if d == nil {
 				break
 			}
-			next, err := r.recode(ctx, d.root)
-			r.recodeEnded(ctx, d, next, err)
+			_, err := r.recode(ctx, d.root)
+			r.recodeEnded(ctx, d, err)
 		}
 	}
 }
 
-// recodeEnded takes d out of the book after a re-coding that ended (next
-// defined: it made next; undefined: nothing was due any more), or sets
-// its backoff after a failure, with one log line.
-func (r *Replicator) recodeEnded(ctx context.Context, d *recodeDue, next cid.Cid, err error) {
+// recodeEnded takes d out of the book after a re-coding that ended, or
+// sets its backoff after a failure, with one log line.
+func (r *Replicator) recodeEnded(ctx context.Context, d *recodeDue, err error) {
 	b := &r.recodes
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err == nil {
 		if b.due[d.root.KeyString()] == d {
 			delete(b.due, d.root.KeyString())
-		}
-		if next.Defined() {
-			b.recoded++
 		}
 		return
 	}
@@ -207,6 +203,9 @@ func (r *Replicator) recode(ctx context.Context, root cid.Cid) (cid.Cid, error) 
 	if _, err := r.accept(ctx, rec); err != nil {
 		return cid.Undef, fmt.Errorf("re-coding %s: storing its successor record: %w", root, err)
 	}
+	r.recodes.mu.Lock()
+	r.recodes.recoded++
+	r.recodes.mu.Unlock()
 	r.spreadRemovals(ctx, pl)
 	nm, _ := r.store.Manifest(ctx, next)
 	layout := "replicated"
