@@ -111,7 +111,7 @@ func (r *Replicator) round(ctx context.Context) {
 			}
 			continue
 		}
-		if r.codedRoot(ctx, root) {
+		if r.isCoded(ctx, root) {
 			coded = append(coded, root)
 			continue
 		}
@@ -139,6 +139,25 @@ func (r *Replicator) round(ctx context.Context) {
 	}
 	r.setSummary(sum)
 	r.saveKnown(roots, false)
+}
+
+// isCoded reports whether root is an erasure-coded content. A root names
+// one manifest forever, so a content with a kept state of either kind is
+// not read again: only contents new to the round cost a manifest read (at
+// 100,000 contents, reading every manifest every round was most of an idle
+// daemon's CPU; docs/PERFORMANCE.md "Scale").
+func (r *Replicator) isCoded(ctx context.Context, root cid.Cid) bool {
+	k := root.KeyString()
+	r.mu.Lock()
+	_, replicated := r.known[k]
+	r.mu.Unlock()
+	if replicated {
+		return false
+	}
+	r.coded.mu.Lock()
+	_, coded := r.coded.known[k]
+	r.coded.mu.Unlock()
+	return coded || r.codedRoot(ctx, root)
 }
 
 // steady returns the level of root when it is not due for a check this
