@@ -203,3 +203,28 @@ func TestTallyDoesNotRememberFreshAbsentMembers(t *testing.T) {
 		t.Fatalf("a known holder gone: %+v, want it in grace, away and remembered", t4)
 	}
 }
+
+// The recheck slice is bounded: a large store spreads its recheck over
+// more rounds than the period's, a small one keeps the period.
+func TestRecheckSlices(t *testing.T) {
+	for _, c := range []struct {
+		period uint64
+		n      int
+		want   uint64
+	}{
+		{20, 0, 20},
+		{20, 1000, 20},
+		{20, 20 * maxRecheck, 20},
+		{20, 20*maxRecheck + 1, 21},
+		{20, 100000, 391},
+		{20, 1000000, 3907},
+		{0, 10, 1},
+	} {
+		if got := recheckSlices(c.period, c.n); got != c.want {
+			t.Errorf("recheckSlices(%d, %d) = %d, want %d", c.period, c.n, got, c.want)
+		}
+		if c.n > 0 && uint64(c.n)/recheckSlices(c.period, c.n) > maxRecheck {
+			t.Errorf("%d contents over %d slices: more than %d a round", c.n, recheckSlices(c.period, c.n), maxRecheck)
+		}
+	}
+}

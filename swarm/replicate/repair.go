@@ -103,6 +103,7 @@ func (r *Replicator) round(ctx context.Context) {
 	}
 	r.mu.Lock()
 	r.roundNo++
+	r.slices = recheckSlices(r.recheck, len(roots))
 	turn := r.roundNo % r.slices
 	for k, t := range r.ended {
 		if t.Before(start) {
@@ -182,6 +183,25 @@ func (r *Replicator) isCoded(ctx context.Context, root cid.Cid) bool {
 	_, coded := r.coded.known[k]
 	r.coded.mu.Unlock()
 	return coded || r.codedRoot(ctx, root)
+}
+
+// maxRecheck bounds the settled contents a round rechecks: the recheck
+// period is Recheck, or longer when the store holds more than maxRecheck
+// contents per round of it. Measured at 100,000 contents with the 10
+// minute period (5,000 rechecked every 30 s round): ~8 s of CPU per
+// minute per idle daemon, from the recheck alone (docs/PERFORMANCE.md
+// "Scale"). At this bound a member rechecks ~500 contents a minute
+// whatever it holds: every content within ~3.3 hours at 100,000 and
+// ~33 hours at 1,000,000. Losses a member reports (a restart, a removal)
+// and holders going away are seen at once, not through the recheck; a
+// copy damaged on a holder's disk is found by that holder's audits.
+const maxRecheck = 256
+
+// recheckSlices is how many rounds the recheck of n held contents spreads
+// over: the rounds of the recheck period, more when a slice would pass
+// maxRecheck.
+func recheckSlices(period uint64, n int) uint64 {
+	return max(period, 1, (uint64(n)+maxRecheck-1)/maxRecheck)
 }
 
 // steady returns the level of root when it is not due for a check this
