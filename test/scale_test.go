@@ -178,6 +178,23 @@ func TestScale(t *testing.T) {
 	}
 	firstRound(t, last, n)
 	t.Logf("repair placements started per member (the restarted one counts from its start): before %v, after that first round %v", base, placements(nodes))
+
+	// A rules push to a swarm at rest (the push above met daemons just
+	// started): a new version signed and pushed from the first member,
+	// timed until every member has adopted it.
+	c.MustRun(t, "rules", "set", s.Rules, "--key", s.Key, "repair_after=2m")
+	pushed = time.Now()
+	nodes[0].MustCLI("rules", "push", s.Rules)
+	want = swarmVersion(nodes[0])
+	harness.WaitFor(t, 2*time.Minute, "the new version on every member", func() bool {
+		for _, a := range nodes {
+			if swarmVersion(a) != want {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d members at rest: rules push to all in %v", members, time.Since(pushed).Round(10*time.Millisecond))
 }
 
 // firstRound starts nd (stopped) and waits for its first repair round;
