@@ -64,7 +64,8 @@ type Options struct {
 	// Persist stores an adopted definition durably before it takes effect.
 	Persist func(*rules.Definition) error
 	// DHTRecords is the file that keeps the DHT's provider records
-	// (dhtstore; the daemon's HOME/dht.db). Empty: kad-dht's in-memory map.
+	// (dhtstore; the daemon's HOME/dht.db), opened with the first DHT and
+	// closed when Run returns. Empty: kad-dht's in-memory map.
 	DHTRecords string
 }
 

@@ -121,6 +121,16 @@ func TestReopenAndSwarms(t *testing.T) {
 	if err := a.Put(ctx, key, []byte("v")); err == nil {
 		t.Fatal("a dropped swarm's datastore accepted a write")
 	}
+	// Leaving drops the current swarm's records too.
+	if err := b.Put(ctx, key, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.Count("swarm-b"); n != 0 {
+		t.Fatalf("swarm-b holds %d records after Drop", n)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
