@@ -131,6 +131,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:   log,
 		Interval: opts.SyncInterval,
 		Persist:  d.persistRules,
+		// Run closes it after the DHT, before the host closes.
+		DHTRecords: h.DHTRecordsPath(),
 	})
 	d.xchg = d.newExchange()
 	d.repl = d.newReplicator(opts.RepairInterval)

@@ -75,8 +75,9 @@ func (n *Node) Start(ctx context.Context) error {
 		lf.Close()
 		return fmt.Errorf("starting %s: %w", n.Name, err)
 	}
-	n.cmd, n.logFile, n.exited = cmd, lf, make(chan struct{})
-	go func() { cmd.Wait(); close(n.exited) }()
+	exited := make(chan struct{})
+	n.cmd, n.logFile, n.exited = cmd, lf, exited
+	go func() { cmd.Wait(); close(exited) }() // this start's channel, not a later start's
 
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()

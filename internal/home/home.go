@@ -69,6 +69,10 @@ func (h Home) StoreDir() string { return filepath.Join(h.Dir, "store") }
 // RulesPath is the adopted, verified swarm definition.
 func (h Home) RulesPath() string { return filepath.Join(h.Dir, "swarm.rules") }
 
+// DHTRecordsPath is the DHT's provider records (a cache of soft state,
+// rebuilt by the members' announcements; docs/EXCHANGE.md "Discovery").
+func (h Home) DHTRecordsPath() string { return filepath.Join(h.Dir, "dht.db") }
+
 // LockPath is the single-instance lock file.
 func (h Home) LockPath() string { return filepath.Join(h.Dir, "daemon.lock") }
 

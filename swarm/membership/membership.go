@@ -17,6 +17,7 @@ import (
 	"github.com/annex-swarm/annex-swarm/proto"
 	"github.com/annex-swarm/annex-swarm/rules"
 	"github.com/annex-swarm/annex-swarm/swarm/internal/owner"
+	"github.com/annex-swarm/annex-swarm/swarm/membership/dhtstore"
 )
 
 // DefaultSyncInterval is how often a member reconnects to the members it is
@@ -45,6 +46,11 @@ type Membership struct {
 
 	kick  chan struct{}
 	tasks *owner.Group // the rules streams answered, owned by Run
+
+	recMu     sync.Mutex
+	recPath   string       // Options.DHTRecords; "" once it failed to open
+	records   *dhtstore.DB // opened by the first DHT, closed at the end of Run
+	recClosed bool         // Run has closed records: later DHTs keep theirs in memory
 }
 
 // Options configure a Membership.
@@ -57,6 +63,10 @@ type Options struct {
 	PingInterval time.Duration
 	// Persist stores an adopted definition durably before it takes effect.
 	Persist func(*rules.Definition) error
+	// DHTRecords is the file that keeps the DHT's provider records
+	// (dhtstore; the daemon's HOME/dht.db), opened with the first DHT and
+	// closed when Run returns. Empty: kad-dht's in-memory map.
+	DHTRecords string
 }
 
 // NewMembership returns a membership that has joined no swarm. Call Run to
@@ -78,6 +88,7 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
 		pingEvery: o.PingInterval, live: liveness{alive: map[peer.ID]time.Time{}},
 		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1), tasks: owner.New(),
+		recPath: o.DHTRecords,
 	}
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
@@ -189,6 +200,13 @@ func (m *Membership) Leave() error {
 			return fmt.Errorf("stopping the DHT: %w", err)
 		}
 	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if m.records != nil {
+		if err := m.records.Drop(); err != nil {
+			return fmt.Errorf("leaving the swarm: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -278,8 +296,8 @@ func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 			boot = append(boot, ai)
 		}
 	}
-	kd, err := dht.New(m.host,
-		dht.ProtocolPrefix(protocol.ID("/annex-swarm/"+d.ID.String())),
+	opts := []dht.Option{
+		dht.ProtocolPrefix(protocol.ID("/annex-swarm/" + d.ID.String())),
 		dht.Mode(dht.ModeServer),
 		dht.DisableValues(),
 		dht.BootstrapPeers(boot...),
@@ -288,11 +306,42 @@ func (m *Membership) startDHT(d *rules.Definition) (*dht.IpfsDHT, error) {
 		// would only add connections a closed swarm does not need.
 		dht.DisableAutoRefresh(),
 		dht.AddressFilter(func(a []ma.Multiaddr) []ma.Multiaddr { return a }),
-	)
+	}
+	if store := m.recordStore(d); store != nil {
+		opts = append(opts, dht.Datastore(store))
+	}
+	kd, err := dht.New(m.host, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting the swarm DHT: %w", err)
 	}
 	return kd, nil
+}
+
+// recordStore returns the datastore for swarm d's provider records in the
+// DHTRecords file, opening the file on first use, or nil to keep them in
+// memory: no file is configured, Run has ended, or the file cannot be made
+// (said once in a warning; a DHT without its file still works).
+func (m *Membership) recordStore(d *rules.Definition) *dhtstore.Datastore {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if m.recPath == "" || m.recClosed {
+		return nil
+	}
+	if m.records == nil {
+		db, err := dhtstore.Open(m.recPath, m.log)
+		if err != nil {
+			m.log.Warn("keeping the DHT's provider records in memory", "err", err)
+			m.recPath = ""
+			return nil
+		}
+		m.records = db
+	}
+	s, err := m.records.Swarm(d.ID.String())
+	if err != nil {
+		m.log.Warn("keeping the DHT's provider records in memory", "err", err)
+		return nil
+	}
+	return s
 }
 
 // seen records that p connected or disconnected just now, and wakes the
@@ -342,7 +391,9 @@ func (m *Membership) Run(ctx context.Context) {
 	}
 }
 
-// stopDHT stops the DHT for good (the end of Run).
+// stopDHT stops the DHT for good (the end of Run), then closes its record
+// file: kad-dht's Close flushes the provider records it buffers and does
+// not close the datastore it was given.
 func (m *Membership) stopDHT() {
 	m.mu.Lock()
 	d := m.dht
@@ -351,6 +402,15 @@ func (m *Membership) stopDHT() {
 	if d != nil {
 		if err := d.Close(); err != nil {
 			m.log.Warn("stopping the DHT", "err", err)
+		}
+	}
+	m.recMu.Lock()
+	db := m.records
+	m.records, m.recClosed = nil, true
+	m.recMu.Unlock()
+	if db != nil {
+		if err := db.Close(); err != nil {
+			m.log.Warn("closing the DHT's record file", "err", err)
 		}
 	}
 }

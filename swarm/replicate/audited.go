@@ -34,9 +34,9 @@ func (r *Replicator) AuditFailed(ctx context.Context, root cid.Cid, p peer.ID) i
 	live := []peer.ID{pl.self}
 	skip := map[peer.ID]bool{pl.self: true, p: true}
 	if known := r.known[k]; known != nil {
-		delete(known.holders, p)
+		known.holders = known.holders.without(p)
 		known.settled = false // surveyed again at the next round
-		for q := range known.holders {
+		for _, q := range known.holders {
 			if q != pl.self {
 				live = append(live, q)
 			}

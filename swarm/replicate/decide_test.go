@@ -178,7 +178,7 @@ func TestTallyDoesNotRememberFreshAbsentMembers(t *testing.T) {
 	if t1.grace != 1 || t1.away != 0 || len(t1.live) != 1 {
 		t.Fatalf("first check: %+v, want the holder live and the member down in grace (not away)", t1)
 	}
-	if t1.next[down] {
+	if t1.next.has(down) {
 		t.Fatal("the member down is remembered as a holder of a content it was never seen to hold")
 	}
 	// Second check, still fresh and the member still down: still in grace,
@@ -195,11 +195,36 @@ func TestTallyDoesNotRememberFreshAbsentMembers(t *testing.T) {
 		t.Fatalf("member back without it: %+v, want only the holder counted", t3)
 	}
 	// A known holder gone is remembered, and away, for its grace.
-	prev := map[peer.ID]bool{holder: true, down: true}
+	prev := holderSet{holder, down}
 	isDown = true
 	delete(states, down)
 	t4 := tallyHolders(pl, k, states, prev, false, alive, started, now)
-	if t4.grace != 1 || t4.away != 1 || !t4.next[down] {
+	if t4.grace != 1 || t4.away != 1 || !t4.next.has(down) {
 		t.Fatalf("a known holder gone: %+v, want it in grace, away and remembered", t4)
+	}
+}
+
+// The recheck slice is bounded: a large store spreads its recheck over
+// more rounds than the period's, a small one keeps the period.
+func TestRecheckSlices(t *testing.T) {
+	for _, c := range []struct {
+		period uint64
+		n      int
+		want   uint64
+	}{
+		{20, 0, 20},
+		{20, 1000, 20},
+		{20, 20 * maxRecheck, 20},
+		{20, 20*maxRecheck + 1, 21},
+		{20, 100000, 391},
+		{20, 1000000, 3907},
+		{0, 10, 1},
+	} {
+		if got := recheckSlices(c.period, c.n); got != c.want {
+			t.Errorf("recheckSlices(%d, %d) = %d, want %d", c.period, c.n, got, c.want)
+		}
+		if c.n > 0 && uint64(c.n)/recheckSlices(c.period, c.n) > maxRecheck {
+			t.Errorf("%d contents over %d slices: more than %d a round", c.n, recheckSlices(c.period, c.n), maxRecheck)
+		}
 	}
 }

@@ -43,7 +43,7 @@ func encodeKnown(ver int64, known map[string]*knownState) []byte {
 	peers := map[peer.ID]uint64{}
 	var order []peer.ID
 	for _, st := range known {
-		for p := range st.holders {
+		for _, p := range st.holders {
 			if _, ok := peers[p]; !ok {
 				peers[p] = uint64(len(order))
 				order = append(order, p)
@@ -67,7 +67,7 @@ func encodeKnown(ver int64, known map[string]*knownState) []byte {
 		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(len(st.holders)))
-		for p := range st.holders {
+		for _, p := range st.holders {
 			b = binary.AppendUvarint(b, peers[p])
 		}
 	}
@@ -120,7 +120,7 @@ func DecodeRepairState(b []byte) (ver int64, known map[string]*knownState, err e
 			d.fail("flags")
 		}
 		nh := d.count(uint64(len(peers)))
-		st := &knownState{holders: make(map[peer.ID]bool, nh), first: time.Unix(first, 0),
+		st := &knownState{holders: make(holderSet, 0, nh), first: time.Unix(first, 0),
 			level: level(flags & 3), settled: flags&4 != 0}
 		for range nh {
 			i := d.uvarint()
@@ -128,7 +128,7 @@ func DecodeRepairState(b []byte) (ver int64, known map[string]*knownState, err e
 				d.fail("holder index")
 				break
 			}
-			st.holders[peers[i]] = true
+			st.holders = st.holders.add(peers[i])
 		}
 		if d.err != nil {
 			return 0, nil, d.err

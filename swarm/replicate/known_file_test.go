@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // The repair state file round-trips, and a file damaged anywhere (a flipped
@@ -15,9 +13,9 @@ func TestRepairStateRoundTrip(t *testing.T) {
 	p2, _ := testPeer(t)
 	first := time.Unix(1_800_000_000, 0)
 	known := map[string]*knownState{
-		testRoot(t, "a").KeyString(): {holders: map[peer.ID]bool{p1: true, p2: true}, first: first, level: atTarget, settled: true},
-		testRoot(t, "b").KeyString(): {holders: map[peer.ID]bool{p2: true}, first: first.Add(time.Hour), level: belowMin},
-		testRoot(t, "c").KeyString(): {holders: map[peer.ID]bool{}, first: first, level: belowTarget},
+		testRoot(t, "a").KeyString(): {holders: holderSet{p1, p2}, first: first, level: atTarget, settled: true},
+		testRoot(t, "b").KeyString(): {holders: holderSet{p2}, first: first.Add(time.Hour), level: belowMin},
+		testRoot(t, "c").KeyString(): {holders: holderSet{}, first: first, level: belowTarget},
 	}
 	b := encodeKnown(42, known)
 	ver, got, err := DecodeRepairState(b)
@@ -52,7 +50,7 @@ func TestRepairStateRoundTrip(t *testing.T) {
 func FuzzDecodeRepairState(f *testing.F) {
 	p1, _ := testPeer(f)
 	f.Add(encodeKnown(3, map[string]*knownState{
-		testRoot(f, "a").KeyString(): {holders: map[peer.ID]bool{p1: true}, first: time.Unix(1, 0), settled: true},
+		testRoot(f, "a").KeyString(): {holders: holderSet{p1}, first: time.Unix(1, 0), settled: true},
 	}))
 	f.Add(encodeKnown(0, nil))
 	f.Add([]byte(repairStateMagic))

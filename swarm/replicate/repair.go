@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -22,8 +23,8 @@ const DefaultRecheck = 10 * time.Minute
 
 // knownState is what the last check of a content found.
 type knownState struct {
-	holders map[peer.ID]bool // storage members (not this one) counted as holders
-	first   time.Time        // when this member first checked it
+	holders holderSet // storage members (not this one) counted as holders
+	first   time.Time // when this member first checked it
 	level   level
 	// settled says the content was at target with every answer in, nothing
 	// in grace, in flight, over target or short of room: it is surveyed
@@ -37,12 +38,35 @@ func (st *knownState) same(o *knownState) bool {
 	if st.level != o.level || st.settled != o.settled || len(st.holders) != len(o.holders) {
 		return false
 	}
-	for p := range st.holders {
-		if !o.holders[p] {
+	for _, p := range st.holders {
+		if !o.holders.has(p) {
 			return false
 		}
 	}
 	return true
+}
+
+// holderSet is the few members a content's last check counted as its
+// holders: a slice, not a map, because one is kept for every content held
+// (a map of two members costs ~200 bytes more per content, ~200 MB at a
+// million contents; docs/REPLICATION.md "Scale"). Its peer IDs share the
+// strings of the definition's or the state file's member list.
+type holderSet []peer.ID
+
+// has reports whether p is in s.
+func (s holderSet) has(p peer.ID) bool { return slices.Contains(s, p) }
+
+// add returns s with p in it.
+func (s holderSet) add(p peer.ID) holderSet {
+	if s.has(p) {
+		return s
+	}
+	return append(s, p)
+}
+
+// without returns s without p, leaving s itself unchanged.
+func (s holderSet) without(p peer.ID) holderSet {
+	return slices.DeleteFunc(slices.Clone(s), func(q peer.ID) bool { return q == p })
 }
 
 // round is one repair round: spread removal records, apply them, and check
@@ -79,6 +103,7 @@ func (r *Replicator) round(ctx context.Context) {
 	}
 	r.mu.Lock()
 	r.roundNo++
+	r.slices = recheckSlices(r.recheck, len(roots))
 	turn := r.roundNo % r.slices
 	for k, t := range r.ended {
 		if t.Before(start) {
@@ -111,7 +136,7 @@ func (r *Replicator) round(ctx context.Context) {
 			}
 			continue
 		}
-		if r.codedRoot(ctx, root) {
+		if r.isCoded(ctx, root) {
 			coded = append(coded, root)
 			continue
 		}
@@ -141,6 +166,44 @@ func (r *Replicator) round(ctx context.Context) {
 	r.saveKnown(roots, false)
 }
 
+// isCoded reports whether root is an erasure-coded content. A root names
+// one manifest forever, so a content with a kept state of either kind is
+// not read again: only contents new to the round cost a manifest read (at
+// 100,000 contents, reading every manifest every round was most of an idle
+// daemon's CPU; docs/PERFORMANCE.md "Scale").
+func (r *Replicator) isCoded(ctx context.Context, root cid.Cid) bool {
+	k := root.KeyString()
+	r.mu.Lock()
+	_, replicated := r.known[k]
+	r.mu.Unlock()
+	if replicated {
+		return false
+	}
+	r.coded.mu.Lock()
+	_, coded := r.coded.known[k]
+	r.coded.mu.Unlock()
+	return coded || r.codedRoot(ctx, root)
+}
+
+// maxRecheck bounds the settled contents a round rechecks: the recheck
+// period is Recheck, or longer when the store holds more than maxRecheck
+// contents per round of it. Measured at 100,000 contents with the 10
+// minute period (5,000 rechecked every 30 s round): ~8 s of CPU per
+// minute per idle daemon, from the recheck alone (docs/PERFORMANCE.md
+// "Scale"). At this bound a member rechecks ~500 contents a minute
+// whatever it holds: every content within ~3.3 hours at 100,000 and
+// ~33 hours at 1,000,000. Losses a member reports (a restart, a removal)
+// and holders going away are seen at once, not through the recheck; a
+// copy damaged on a holder's disk is found by that holder's audits.
+const maxRecheck = 256
+
+// recheckSlices is how many rounds the recheck of n held contents spreads
+// over: the rounds of the recheck period, more when a slice would pass
+// maxRecheck.
+func recheckSlices(period uint64, n int) uint64 {
+	return max(period, 1, (uint64(n)+maxRecheck-1)/maxRecheck)
+}
+
 // steady returns the level of root when it is not due for a check this
 // round: known and settled, no holder down, and not its turn.
 func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (level, bool) {
@@ -151,7 +214,7 @@ func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (l
 		return 0, false
 	}
 	for p := range down {
-		if st.holders[p] {
+		if st.holders.has(p) {
 			return 0, false
 		}
 	}
@@ -212,7 +275,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	}
 	skip := map[peer.ID]bool{pl.self: true}
 	r.mu.Lock()
-	var prev map[peer.ID]bool
+	var prev holderSet
 	first := now
 	if old, ok := r.known[k]; ok {
 		prev, first = old.holders, old.first
@@ -300,7 +363,7 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 // holders among the other storage members.
 type tally struct {
 	live    []peer.ID        // answered: a full copy
-	next    map[peer.ID]bool // the holders to remember (knownState.holders)
+	next    holderSet        // the holders to remember (knownState.holders)
 	skip    map[peer.ID]bool // not to be placed on: holders, answers unknown, in grace
 	grace   int              // counted although not seen: gone less than repair_after ago
 	unknown int              // alive but no answer
@@ -316,15 +379,15 @@ type tally struct {
 // holder in grace, the content "settled" with a copy nobody has, and a
 // member back alive without it would never be checked again (the chaos
 // run found a content left at 3 of 4 copies that way).
-func tallyHolders(pl policy, k string, states map[peer.ID]map[string]haveState, prev map[peer.ID]bool, fresh bool,
+func tallyHolders(pl policy, k string, states map[peer.ID]map[string]haveState, prev holderSet, fresh bool,
 	alive func(peer.ID) (bool, time.Time), started, now time.Time) tally {
-	t := tally{next: map[peer.ID]bool{}, skip: map[peer.ID]bool{}}
+	t := tally{skip: map[peer.ID]bool{}}
 	for _, p := range pl.storagePeers() {
 		if st, answered := states[p][k]; answered {
 			switch {
 			case st == haveComplete:
 				t.live = append(t.live, p)
-				t.next[p] = true
+				t.next = t.next.add(p)
 				t.skip[p] = true
 			case st == havePartial && fresh:
 				t.grace++ // being filled by the placement that made it new
@@ -336,19 +399,19 @@ func tallyHolders(pl policy, k string, states map[peer.ID]map[string]haveState, 
 		ok, since := alive(p)
 		if ok {
 			t.unknown++
-			if prev[p] {
-				t.next[p] = true // still believed to hold it
+			if prev.has(p) {
+				t.next = t.next.add(p) // still believed to hold it
 			}
 			continue
 		}
 		if since.IsZero() || since.Before(started) {
 			since = started
 		}
-		if (prev[p] || fresh) && now.Sub(since) < pl.grace {
+		if (prev.has(p) || fresh) && now.Sub(since) < pl.grace {
 			t.grace++
-			if prev[p] {
-				t.away++         // a known holder in grace: steady until it ends
-				t.next[p] = true // counted until its grace ends
+			if prev.has(p) {
+				t.away++               // a known holder in grace: steady until it ends
+				t.next = t.next.add(p) // counted until its grace ends
 			}
 		}
 	}

@@ -159,7 +159,8 @@ type Replicator struct {
 	started time.Time    // members never seen count as gone since then
 	queue   *placeQueue
 	workers int    // placement workers
-	slices  uint64 // a settled content is rechecked every slices rounds
+	recheck uint64 // rounds in the recheck period (Recheck / Interval)
+	slices  uint64 // a settled content is rechecked every slices rounds: recheckSlices, set by each round
 
 	pageSize    int           // roots per survey page
 	pageTimeout time.Duration // bound of one survey page
@@ -261,7 +262,7 @@ func New(o Options) *Replicator {
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
 		slots: make(chan struct{}, o.PlaceFetches), stall: o.PlaceStall, load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
-		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
+		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, recheck: max(uint64(o.Recheck/o.Interval), 1), slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
 		known: map[string]*knownState{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, ended: map[string]time.Time{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},

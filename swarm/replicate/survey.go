@@ -193,9 +193,7 @@ func (r *Replicator) KnownHolders(root cid.Cid) (h Holders, ok bool) {
 	known, ok := r.known[root.KeyString()]
 	var holders []peer.ID
 	if ok {
-		for p := range known.holders {
-			holders = append(holders, p)
-		}
+		holders = append(holders, known.holders...)
 	}
 	r.mu.Unlock()
 	if !ok {
