@@ -30,17 +30,7 @@ func formCodedWith(t *testing.T, n int, o harness.SwarmOptions, repairAfter stri
 // pushes them and waits until every member has them.
 func pushErasure(t *testing.T, rs *replSwarm, scheme string) {
 	t.Helper()
-	rs.c.MustRun(t, "rules", "set", rs.s.Rules, "--key", rs.s.Key, "erasure="+scheme, "erasure_min_size=1MiB")
-	rs.c.Nodes[0].MustCLI("rules", "push", rs.s.Rules)
-	want := swarmVersion(rs.c.Nodes[0])
-	harness.WaitFor(t, 60*time.Second, "erasure rules on every member", func() bool {
-		for _, a := range rs.c.Nodes {
-			if swarmVersion(a) != want {
-				return false
-			}
-		}
-		return true
-	})
+	pushRules(t, rs, "erasure="+scheme, "erasure_min_size=1MiB")
 }
 
 // TestErasurePutWhereGetAfterKills: a coded put from a client places six
