@@ -76,7 +76,8 @@ func wantsRecode(pl policy, m *chunk.Manifest) bool {
 	}
 }
 
-// noteRecode records whether this member is to re-code root (manifest m):
+// noteRecode records whether this member is to re-code root (manifest m,
+// which may be nil when acts is false):
 // acts says it is the member to act for root, its put having succeeded
 // (the check saw the put's threshold reached and nothing in flight).
 func (r *Replicator) noteRecode(pl policy, root cid.Cid, m *chunk.Manifest, acts bool) {
@@ -213,7 +214,9 @@ func (r *Replicator) recode(ctx context.Context, root cid.Cid) (cid.Cid, error) 
 		layout = fmt.Sprintf("erasure %d+%d", nm.Layout.K, nm.Layout.M)
 	}
 	r.log.Info("content re-coded", "cid", root, "successor", next, "layout", layout, "size", m.Size)
-	r.dropWholeAfterRecode(ctx, pl, next)
+	if nm != nil {
+		r.dropWholeAfterRecode(ctx, pl, next, nm)
+	}
 	return next, nil
 }
 
@@ -245,14 +248,13 @@ func (r *Replicator) recodeSource(ctx context.Context, root cid.Cid, m *chunk.Ma
 }
 
 // dropWholeAfterRecode drops this member's whole copy of the coded
-// successor next once the other members hold every shard set of it
+// successor next (manifest m) once the other members hold every shard set of it
 // (within recodeSettle): the put that made next kept the whole content
 // here as an uploader does, which a re-coding does not want (the point of
 // coding is to store n/k × the content). A replicated successor stays: it
 // is one of its copies.
-func (r *Replicator) dropWholeAfterRecode(ctx context.Context, pl policy, next cid.Cid) {
-	m, err := r.store.Manifest(ctx, next)
-	if err != nil || !m.Coded() || !r.complete(ctx, next) {
+func (r *Replicator) dropWholeAfterRecode(ctx context.Context, pl policy, next cid.Cid, m *chunk.Manifest) {
+	if !m.Coded() || !r.complete(ctx, next) {
 		return
 	}
 	full := uint32(1)<<(m.Layout.K+m.Layout.M) - 1

@@ -341,10 +341,13 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	// A layout the rules no longer want is re-coded (recode.go) by the
 	// member that acts for it, once its put reached copies_min and
 	// nothing of it is in flight from here.
+	// Only the acting member reads the manifest to tell.
 	if r.put != nil && pl.storage {
-		if m, err := r.store.Manifest(ctx, root); err == nil {
-			r.noteRecode(pl, root, m, !v.trim && unknown == 0 && npending == 0 && !fetching &&
-				len(live) >= pl.min && actsFor(pl.self, root, live))
+		acts := !v.trim && unknown == 0 && npending == 0 && !fetching && len(live) >= pl.min && actsFor(pl.self, root, live)
+		if !acts {
+			r.noteRecode(pl, root, nil, false)
+		} else if m, err := r.store.Manifest(ctx, root); err == nil {
+			r.noteRecode(pl, root, m, true)
 		}
 	}
 	switch {

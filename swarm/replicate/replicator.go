@@ -257,12 +257,13 @@ func New(o Options) *Replicator {
 	if o.SurveyPageTimeout <= 0 {
 		o.SurveyPageTimeout = surveyPageTimeout
 	}
+	recheck := max(uint64(o.Recheck/o.Interval), 1)
 	r := &Replicator{
 		host: o.Host, store: o.Store, x: o.Exchange, members: o.Members,
 		log: o.Logger.With("component", "replicator"), every: o.Interval, dial: o.DialTimeout,
 		slots: make(chan struct{}, o.PlaceFetches), stall: o.PlaceStall, load: o.LoadRemovals, save: o.SaveRemovals, appendR: o.AppendRemovals,
 		seed: newSuperSeed(o.Host), tasks: owner.New(), started: time.Now(),
-		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, recheck: max(uint64(o.Recheck/o.Interval), 1), slices: max(uint64(o.Recheck/o.Interval), 1), pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
+		queue: newPlaceQueue(o.PlaceQueue), workers: o.Placements, recheck: recheck, slices: recheck, pageSize: o.SurveyPage, pageTimeout: o.SurveyPageTimeout,
 		known: map[string]*knownState{}, over: map[string]time.Time{},
 		pending: map[string]map[peer.ID]bool{}, ended: map[string]time.Time{}, fetching: map[string]int{},
 		noSpace: map[peer.ID]time.Time{}, noRoom: map[string]bool{},
