@@ -81,24 +81,8 @@ func TestScale(t *testing.T) {
 	}
 	c := harness.Of(bin, nodes...)
 	s := c.FormSwarm(t, harness.SwarmOptions{Copies: min(3, members), CopiesMin: min(2, members)})
-	c.MustRun(t, "rules", "set", s.Rules, "--key", s.Key, "repair_after=1m")
-	pushed := time.Now()
-	nodes[0].MustCLI("rules", "push", s.Rules)
-	want := swarmVersion(nodes[0])
-	harness.WaitFor(t, 2*time.Minute, "the final version on every member, all connected", func() bool {
-		for _, a := range nodes {
-			if swarmVersion(a) != want {
-				return false
-			}
-		}
-		for _, a := range nodes[1:] {
-			if !connectedTo(nodes[0], a.PeerID) {
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("%d members: rules push to all and connected in %v", members, time.Since(pushed).Round(10*time.Millisecond))
+	took := pushTimed(t, c, s, "repair_after=1m", true)
+	t.Logf("%d members: rules push to all and connected in %v", members, took.Round(10*time.Millisecond))
 
 	start := time.Now()
 	if !prebuilt {
@@ -187,19 +171,34 @@ func TestScale(t *testing.T) {
 	// A rules push to a swarm at rest (the push above met daemons just
 	// started): a new version signed and pushed from the first member,
 	// timed until every member has adopted it.
-	c.MustRun(t, "rules", "set", s.Rules, "--key", s.Key, "repair_after=2m")
-	pushed = time.Now()
+	took = pushTimed(t, c, s, "repair_after=2m", false)
+	t.Logf("%d members at rest: rules push to all in %v", members, took.Round(10*time.Millisecond))
+}
+
+// pushTimed signs the rules of s with assignment, pushes them from the
+// first member and returns how long until every member had adopted them
+// (and, with connected, the first member was connected to every other).
+func pushTimed(t *testing.T, c *harness.Cluster, s *harness.Swarm, assignment string, connected bool) time.Duration {
+	t.Helper()
+	nodes := c.Nodes
+	c.MustRun(t, "rules", "set", s.Rules, "--key", s.Key, assignment)
+	pushed := time.Now()
 	nodes[0].MustCLI("rules", "push", s.Rules)
-	want = swarmVersion(nodes[0])
+	want := swarmVersion(nodes[0])
 	harness.WaitFor(t, 2*time.Minute, "the new version on every member", func() bool {
 		for _, a := range nodes {
 			if swarmVersion(a) != want {
 				return false
 			}
 		}
+		for _, a := range nodes[1:] {
+			if connected && !connectedTo(nodes[0], a.PeerID) {
+				return false
+			}
+		}
 		return true
 	})
-	t.Logf("%d members at rest: rules push to all in %v", members, time.Since(pushed).Round(10*time.Millisecond))
+	return time.Since(pushed)
 }
 
 // firstRound starts nd (stopped) and waits for its first repair round;
@@ -260,39 +259,46 @@ func prebuild(t *testing.T, nodes []*harness.Node, n, copies int) (first string)
 		stores[i] = st
 	}
 	ctx := context.Background()
+	// place writes content i: a local put on the first member, an inline
+	// placement's write on the others.
+	place := func(i int, data []byte) (cid.Cid, error) {
+		copy(data, fmt.Sprintf("scale content %d\n", i))
+		root, m, err := stores[0].Put(ctx, bytes.NewReader(data), int64(len(data)), "")
+		if err != nil {
+			return cid.Undef, fmt.Errorf("put %d: %w", i, err)
+		}
+		items := make([]chunk.ChunkData, len(m.Chunks))
+		for j, c := range m.Chunks {
+			items[j] = chunk.ChunkData{CID: c.CID, Data: data[c.Offset : c.Offset+int64(c.Length)]}
+		}
+		for _, j := range holdersOf(root, ids, copies-1) {
+			if _, err := stores[j].PutContent(ctx, m, items); err != nil {
+				return cid.Undef, fmt.Errorf("placing %d: %w", i, err)
+			}
+		}
+		return root, nil
+	}
+	root, err := place(0, make([]byte, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
 	const workers = 16
 	work := make(chan int)
 	errs := make(chan error, workers)
-	var roots sync.Map
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			data := make([]byte, 4096)
 			for i := range work {
-				copy(data, fmt.Sprintf("scale content %d\n", i))
-				root, m, err := stores[0].Put(ctx, bytes.NewReader(data), int64(len(data)), "")
-				if err != nil {
-					errs <- fmt.Errorf("put %d: %w", i, err)
+				if _, err := place(i, data); err != nil {
+					errs <- err
 					return
-				}
-				items := make([]chunk.ChunkData, len(m.Chunks))
-				for j, c := range m.Chunks {
-					items[j] = chunk.ChunkData{CID: c.CID, Data: data[c.Offset : c.Offset+int64(c.Length)]}
-				}
-				for _, j := range holdersOf(root, ids, copies-1) {
-					if _, err := stores[j].PutContent(ctx, m, items); err != nil {
-						errs <- fmt.Errorf("placing %d: %w", i, err)
-						return
-					}
-				}
-				if i == 0 {
-					roots.Store(0, root.String())
 				}
 			}
 		})
 	}
 feed:
-	for i := range n {
+	for i := 1; i < n; i++ {
 		select {
 		case work <- i:
 		case err := <-errs:
@@ -302,6 +308,10 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+	close(errs)
+	for err := range errs { // failures after the last content was handed out
+		t.Error(err)
+	}
 	for i, st := range stores {
 		if err := st.Close(); err != nil {
 			t.Errorf("closing %s's store: %v", nodes[i].Name, err)
@@ -315,8 +325,7 @@ feed:
 			t.Fatal(err)
 		}
 	}
-	v, _ := roots.Load(0)
-	return v.(string)
+	return root.String()
 }
 
 // holdersOf returns the indexes of the first k of ids[1:] (binary peer
