@@ -37,6 +37,9 @@ const (
 // counters mirror the meta bucket.
 type counters struct {
 	used, chunks, manifests, corrupt int64
+	// listChanged says the transaction added or removed a manifest (not
+	// stored: it invalidates the cached listing of Manifests).
+	listChanged bool
 }
 
 // initIndex creates the buckets of a new index and returns the format of

@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/annex-swarm/annex-swarm/internal/boltpages"
+
 	cid "github.com/ipfs/go-cid"
 	bolt "go.etcd.io/bbolt"
 )
@@ -83,6 +85,8 @@ func (s *Store) openIndex() error {
 		return fmt.Errorf("opening store index %s: %w", path, err)
 	}
 	s.db = db
+	s.pages = boltpages.New(db, trimEvery)
+	s.listGen.Add(1) // a listing of an index opened before is stale
 	var format uint64
 	err = guardIndex("checking store index "+path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -98,6 +102,7 @@ func (s *Store) openIndex() error {
 		err = s.migrate(format)
 	}
 	if err != nil {
+		s.pages.Stop()
 		db.Close()
 		return fmt.Errorf("opening store index %s: %w", path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -209,8 +210,28 @@ func (s *Store) Manifest(ctx context.Context, root cid.Cid) (*Manifest, error) {
 	return m, nil
 }
 
-// Manifests lists the CIDs of all recorded manifests.
+// Manifests lists the CIDs of all recorded manifests. While no manifest was
+// added or removed since the last listing it answers from that listing
+// without reading the index; the slice returned is the caller's.
 func (s *Store) Manifests(ctx context.Context) ([]cid.Cid, error) {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	// The generation is read before the walk: a change committed during
+	// it bumps the generation after, and the next call walks again.
+	gen := s.listGen.Load()
+	if s.listedGen == gen {
+		return slices.Clone(s.listed), nil
+	}
+	out, err := s.walkManifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.listed, s.listedGen = out, gen
+	return slices.Clone(out), nil
+}
+
+// walkManifests lists the manifests by walking the index.
+func (s *Store) walkManifests(ctx context.Context) ([]cid.Cid, error) {
 	var out []cid.Cid
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketManifests).ForEach(func(k, _ []byte) error {

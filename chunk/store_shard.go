@@ -69,7 +69,7 @@ func (s *Store) HeldShards(ctx context.Context, root cid.Cid) ([]int, error) {
 		return nil, err
 	}
 	var held []int
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		for i := range m.Layout.K + m.Layout.M {
 			all := true
 			for _, c := range m.Chunks {
@@ -102,7 +102,7 @@ func (s *Store) MissingShards(ctx context.Context, root cid.Cid, i int) ([]int, 
 		return nil, fmt.Errorf("checking shards of %s: %w", root, err)
 	}
 	var missing []int
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		for j, id := range ids {
 			if _, ok := chunkSize(tx, id.Bytes()); !ok {
 				missing = append(missing, j)

@@ -231,65 +231,6 @@ func TestBatchVisibleAfterCommit(t *testing.T) {
 	}
 }
 
-// The file's pages read through bbolt's mapping do not stay in the
-// process's RSS: Trim gives them back (Linux).
-func TestTrimGivesBackMappedPages(t *testing.T) {
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dht.db")
-	db := open(t, path, nil)
-	defer db.Close()
-	s := swarm(t, db, "swarm-a")
-	for i := range 40 {
-		b, _ := s.Batch(ctx)
-		for j := range 1000 {
-			_ = b.Put(ctx, ds.NewKey(fmt.Sprintf("/providers/%08d/%d", (i*7919+j*104729)%1000003, j)), bytes.Repeat([]byte{1}, 100))
-		}
-		if err := b.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	res, err := s.Query(ctx, dsq.Query{Prefix: "/providers"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := res.Rest(); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := rssFile(t)
-	db.Trim()
-	after := rssFile(t)
-	if before-after < fi.Size()/2 {
-		t.Fatalf("RssFile %d kB before the trim, %d kB after, file %d kB: the mapped pages stayed", before>>10, after>>10, fi.Size()>>10)
-	}
-}
-
-// rssFile returns the process's resident file-backed bytes.
-func rssFile(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "RssFile:" {
-			var kb int64
-			if _, err := fmt.Sscan(f[1], &kb); err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Skip("no RssFile in /proc/self/status")
-	return 0
-}
-
 // Records written do not stay on the Go heap: 30,000 provider-sized
 // records would take ~6.8 MB in kad-dht's in-memory map (~228 bytes each;
 // ds.NewMapDatastore in place of the file fails this test).

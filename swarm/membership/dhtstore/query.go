@@ -106,9 +106,5 @@ func (p *pager) fill() {
 	}
 	if err != nil {
 		p.buf, p.done = []dsq.Result{{Error: err}}, true
-		return
-	}
-	if p.done {
-		p.s.owner.maybeTrim()
 	}
 }

@@ -1,4 +1,4 @@
-package dhtstore
+package boltpages
 
 import "syscall"
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package dhtstore
+package boltpages
 
 // dropMapped does nothing where it is not implemented.
 func dropMapped(addr, n uintptr) error { return nil }
