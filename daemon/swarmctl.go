@@ -112,6 +112,12 @@ func (d *Daemon) handlePushRules(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("rules push: %w", err))
 		return
 	}
+	if !adopted {
+		// The document adopted already: between members that is no news,
+		// from the user it is a push that upgrades nothing.
+		writeError(w, http.StatusBadRequest, fmt.Errorf("rules push: version %d is the current version already, not an upgrade", d.members.Current().Version))
+		return
+	}
 	writeJSON(w, http.StatusOK, client.RulesResult{Swarm: *swarmInfo(d.members.Current()), Adopted: adopted})
 }
 

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,13 @@ type Membership struct {
 	pingEvery time.Duration
 	live      liveness
 	persist   func(*rules.Definition) error
+
+	// adoptMu serializes Join, Restore, Offer and Leave: each checks a
+	// document against the current definition and adopts it as one step,
+	// so two versions offered at once cannot both pass against the same
+	// predecessor (and the older be adopted last), and a version already
+	// adopted, offered again by another member, is not verified again.
+	adoptMu sync.Mutex
 
 	mu       sync.Mutex
 	def      *rules.Definition // nil: no swarm joined
@@ -86,7 +94,7 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 	}
 	m := &Membership{
 		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
-		pingEvery: o.PingInterval, live: liveness{alive: map[peer.ID]time.Time{}},
+		pingEvery: o.PingInterval, live: newLiveness(2 * o.PingInterval),
 		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1), tasks: owner.New(),
 		recPath: o.DHTRecords,
 	}
@@ -133,6 +141,8 @@ func (m *Membership) DHT() *dht.IpfsDHT {
 // the same swarm is already adopted, the new one must follow it (VerifyNext),
 // so join cannot roll a swarm back; a different swarm replaces the current one.
 func (m *Membership) Join(ctx context.Context, signed []byte) (*rules.Definition, error) {
+	m.adoptMu.Lock()
+	defer m.adoptMu.Unlock()
 	d, err := rules.Verify(signed)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the definition: %w", err)
@@ -154,6 +164,8 @@ func (m *Membership) Join(ctx context.Context, signed []byte) (*rules.Definition
 // Restore adopts a definition this host adopted before (read back from its
 // home at start), trusting it as it was trusted then.
 func (m *Membership) Restore(ctx context.Context, signed []byte) (*rules.Definition, error) {
+	m.adoptMu.Lock()
+	defer m.adoptMu.Unlock()
 	d, err := rules.Verify(signed)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the stored definition: %w", err)
@@ -163,11 +175,17 @@ func (m *Membership) Restore(ctx context.Context, signed []byte) (*rules.Definit
 
 // Offer considers a newer version from a member or `rules push`: it is
 // adopted only when it follows the current definition (VerifyNext). It
-// reports whether it was adopted; an equal version is not an error.
+// reports whether it was adopted; the very document adopted already (sent
+// by several members at once) is not adopted again and is not an error.
 func (m *Membership) Offer(ctx context.Context, signed []byte) (bool, error) {
+	m.adoptMu.Lock()
+	defer m.adoptMu.Unlock()
 	cur := m.Current()
 	if cur == nil {
 		return false, fmt.Errorf("no swarm joined: use annex-swarm join first")
+	}
+	if bytes.Equal(cur.Signed(), signed) {
+		return false, nil
 	}
 	next, err := cur.VerifyNext(signed)
 	if err != nil {
@@ -179,6 +197,8 @@ func (m *Membership) Offer(ctx context.Context, signed []byte) (bool, error) {
 // Leave forgets the swarm: no member is admitted any more, every connection
 // closes and the DHT stops.
 func (m *Membership) Leave() error {
+	m.adoptMu.Lock()
+	defer m.adoptMu.Unlock()
 	m.mu.Lock()
 	d := m.dht
 	m.def, m.dht = nil, nil
