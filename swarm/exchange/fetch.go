@@ -222,7 +222,7 @@ func (f *fetch) run(ctx context.Context, first []peer.ID, cands <-chan peer.ID) 
 		workers.Go(func() { f.storeLoop(ctx) })
 	}
 	for _, p := range first {
-		f.addSource(ctx, p)
+		f.addSource(ctx, p, false)
 	}
 	tick := time.NewTicker(f.opts.HaveRefresh)
 	defer tick.Stop()
@@ -235,7 +235,7 @@ func (f *fetch) run(ctx context.Context, first []peer.ID, cands <-chan peer.ID) 
 				cands = nil
 				break
 			}
-			f.addSource(ctx, p)
+			f.addSource(ctx, p, false)
 		case <-f.changed:
 		case <-tick.C:
 			f.retryAbsent(ctx)
@@ -265,8 +265,9 @@ func (f *fetch) run(ctx context.Context, first []peer.ID, cands <-chan peer.ID) 
 
 // stallCheck fails the fetch when chunks are left that no live source
 // holds and nothing is in flight: at once when every live source has a
-// complete have-set, else after StallTimeout of re-asking. searching says
-// whether discovery may still add sources.
+// complete have-set, else after StallTimeout of re-asking. discovered says
+// discovery has ended: no new source can come but by asking again one that
+// was absent, which is not progress (source.again).
 func (f *fetch) stallCheck(discovered bool, since *time.Time) error {
 	live, final, unknown := 0, true, false
 	for _, s := range f.sources {
@@ -274,7 +275,7 @@ func (f *fetch) stallCheck(discovered bool, since *time.Time) error {
 			continue
 		}
 		live++
-		unknown = unknown || !s.known()
+		unknown = unknown || (!s.known() && !s.again)
 		final = final && s.complete
 	}
 	if !discovered || unknown {
@@ -351,7 +352,7 @@ func (f *fetch) retryAbsent(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	for _, p := range again {
-		f.addSource(ctx, p)
+		f.addSource(ctx, p, true)
 	}
 }
 
@@ -359,15 +360,16 @@ func (f *fetch) retryAbsent(ctx context.Context) {
 // manifest it is asked again.
 func (f *fetch) absentRetry() time.Duration { return 2 * f.opts.HaveRefresh }
 
-// addSource starts a session with p unless it already has one.
-func (f *fetch) addSource(ctx context.Context, p peer.ID) {
+// addSource starts a session with p unless it already has one; again says
+// p said before that it does not hold the manifest.
+func (f *fetch) addSource(ctx context.Context, p peer.ID, again bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.sources[p]; ok || f.finished {
 		return
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &source{id: p, pending: map[uint64]*want{}, wake: make(chan struct{}, 1), cancel: cancel}
+	s := &source{id: p, pending: map[uint64]*want{}, wake: make(chan struct{}, 1), cancel: cancel, again: again}
 	f.sources[p] = s
 	f.sessions.Go(func() { f.session(sctx, s) })
 }

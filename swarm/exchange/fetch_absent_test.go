@@ -3,6 +3,7 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -57,5 +58,31 @@ func TestFetchAsksAgainASourceThatLackedTheManifest(t *testing.T) {
 	}
 	if !bytes.Equal(f.content(t, root), data) {
 		t.Fatal("fetched content differs")
+	}
+}
+
+// TestFetchStallsOutDespiteAbsentSources: the chunks left are held by no
+// one reachable; one source holds the manifest only (it was being placed
+// when its uploader went down) and another, connected, does not hold the
+// manifest at all. Asking the latter again every few refreshes is not
+// progress: the fetch fails with ErrNoHolder after its stall timeout
+// instead of waiting until its caller gives up (the chaos suite's seed 1
+// saw a get hang for its whole 90 s bound this way).
+func TestFetchStallsOutDespiteAbsentSources(t *testing.T) {
+	n := newNodes(t, 4, nodeConfig{fetch: FetchOptions{StallTimeout: 300 * time.Millisecond, HaveRefresh: 50 * time.Millisecond}})
+	g, partial, absent, gone := n[0], n[1], n[2], n[3]
+	root, _ := gone.put(t, randomContent(t, 1<<20))
+	partial.copyPart(t, gone, root, func(i int) bool { return false })
+	g.copyPart(t, gone, root, func(i int) bool { return false })
+	g.connect(t, partial, absent)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := g.x.Fetch(ctx, root, nil)
+	if !errors.Is(err, ErrNoHolder) {
+		t.Fatalf("fetch of chunks nobody reachable holds: %v, want ErrNoHolder", err)
+	}
+	if !g.logs.has("source lost", absent.h.ID().String()) {
+		t.Error("the source without the manifest was never asked")
 	}
 }

@@ -53,6 +53,10 @@ type source struct {
 	// (yet: a new holder being placed at the same time gets it soon); ended
 	// is when its session ended. retryAbsent asks it again.
 	absent bool
+	// again says the session asks a source that said it was absent: its
+	// unknown have-set does not hold off the stall timeout, or a fetch
+	// that retries forever would never stall out.
+	again  bool
 	ended  time.Time
 	wake   chan struct{}
 	cancel context.CancelFunc
