@@ -33,15 +33,41 @@ const (
 type liveness struct {
 	mu    sync.Mutex
 	alive map[peer.ID]time.Time // last answered ping (or new connection)
+	// started is when the record began: a member first heard from was
+	// silent since then.
+	started time.Time
+	// quiet is the silence after which hearing from a member again is a
+	// return (two ping intervals: at least one ping missed).
+	quiet time.Duration
+	back  map[peer.ID]comeback // the last return of each member
 }
 
-// answered records that p answered (or connected) at t.
+// comeback is a member heard from again after a silence.
+type comeback struct {
+	at   time.Time     // when it was heard from again
+	away time.Duration // how long it had been silent
+}
+
+func newLiveness(quiet time.Duration) liveness {
+	return liveness{alive: map[peer.ID]time.Time{}, back: map[peer.ID]comeback{}, started: time.Now(), quiet: quiet}
+}
+
+// answered records that p answered (or connected) at t, and a return when
+// it had been silent for longer than quiet.
 func (l *liveness) answered(p peer.ID, t time.Time) {
 	l.mu.Lock()
-	if t.After(l.alive[p]) {
-		l.alive[p] = t
+	defer l.mu.Unlock()
+	prev := l.alive[p]
+	if !t.After(prev) {
+		return
 	}
-	l.mu.Unlock()
+	if prev.IsZero() {
+		prev = l.started
+	}
+	if away := t.Sub(prev); away > l.quiet {
+		l.back[p] = comeback{at: t, away: away}
+	}
+	l.alive[p] = t
 }
 
 // last is when p last answered a ping or connected (zero: never).
@@ -50,6 +76,24 @@ func (l *liveness) last(p peer.ID) time.Time {
 	defer l.mu.Unlock()
 	return l.alive[p]
 }
+
+// Returned reports when p was last heard from again (a new connection or
+// an answered ping) after a silence of more than two ping intervals, and
+// how long that silence lasted (for a member first heard from, the time
+// since this host started); a zero time when it never was. A member lost
+// for a long time and back may be the first of a partition healing
+// (docs/REPLICATION.md "Liveness").
+func (m *Membership) Returned(p peer.ID) (at time.Time, away time.Duration) {
+	m.live.mu.Lock()
+	defer m.live.mu.Unlock()
+	b := m.live.back[p]
+	return b.at, b.away
+}
+
+// Reconnecting is how long after a member returns the other members of a
+// healed partition may still be reconnecting: two sync intervals (a dial
+// under way at the heal may need all of its bound; the next one connects).
+func (m *Membership) Reconnecting() time.Duration { return 2 * m.interval }
 
 // Alive reports whether p is alive: connected, and it answered a ping (or
 // connected) less than pingsMissed ping intervals ago. since is when it

@@ -25,15 +25,18 @@ func TestAliveByPing(t *testing.T) {
 	defer cancel()
 	var ms []*membership.Membership
 	for _, h := range hs {
-		m := membership.New(h.Host, h.Gater, membership.Options{Logger: slog.New(slog.DiscardHandler), PingInterval: 50 * time.Millisecond})
+		ms = append(ms, membership.New(h.Host, h.Gater, membership.Options{Logger: slog.New(slog.DiscardHandler), PingInterval: 50 * time.Millisecond}))
+	}
+	a, b := ms[0], hs[1].Host.ID()
+	// Checked before joining: a join starts the DHT, whose bootstrap may
+	// connect the two at once.
+	if alive, since := a.Alive(b); alive || !since.IsZero() {
+		t.Fatalf("a member never seen: alive %v since %v", alive, since)
+	}
+	for _, m := range ms {
 		if _, err := m.Join(ctx, signed); err != nil {
 			t.Fatal(err)
 		}
-		ms = append(ms, m)
-	}
-	a, b := ms[0], hs[1].Host.ID()
-	if alive, since := a.Alive(b); alive || !since.IsZero() {
-		t.Fatalf("a member never seen: alive %v since %v", alive, since)
 	}
 	for _, m := range ms {
 		wg.Go(func() { m.Run(ctx) })
@@ -63,6 +66,13 @@ func TestAliveByPing(t *testing.T) {
 // signedDefinition signs a definition named name whose storage members
 // are hs, with their addresses when addrs is set.
 func signedDefinition(t *testing.T, name string, hs []swarmtest.Member, addrs bool) []byte {
+	_, signed := newDefinition(t, name, hs, addrs)
+	return signed
+}
+
+// newDefinition signs version 1 of a swarm whose storage members are hs
+// and returns its admin's signer with the document.
+func newDefinition(t *testing.T, name string, hs []swarmtest.Member, addrs bool) (*rules.Signer, []byte) {
 	t.Helper()
 	armored, err := rules.GenerateKey("admin", nil)
 	if err != nil {
@@ -89,5 +99,5 @@ func signedDefinition(t *testing.T, name string, hs []swarmtest.Member, addrs bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	return signed
+	return signer, signed
 }
