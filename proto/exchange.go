@@ -20,6 +20,12 @@ func ExchangeProtocolFor(swarmID string) protocol.ID {
 type HaveRequest struct {
 	ID   uint64  `cbor:"1,keyasint"`
 	Root cid.Cid `cbor:"2,keyasint"`
+	// Over says the asker, a repair round's survey, counted more copies
+	// of Root than the rules' target at its last check: a holder that
+	// settled Root checks it again at its next round, since it may be
+	// the one to trim (docs/REPLICATION.md "Repair", step 6). Absent
+	// (false) in every other request; older members ignore it.
+	Over bool `cbor:"3,keyasint,omitempty"`
 }
 
 // HaveResponse lists the chunks of Root the responder holds.

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -90,6 +91,9 @@ type Exchange struct {
 	corrupt atomic.Bool
 	// gate, when set, may refuse a BlockRequest with Busy (SetServeGate).
 	gate atomic.Pointer[ServeGate]
+	// overHint, when set, is told of a content held here in full that a
+	// survey said is over target (SetOverHint).
+	overHint atomic.Pointer[func(cid.Cid)]
 	// coded serves shards of coded contents by coding on demand (ServeCoded).
 	coded codedServer
 	// files serves contents straight from files (ServeFile).

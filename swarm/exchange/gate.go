@@ -23,6 +23,17 @@ func (x *Exchange) SetServeGate(g ServeGate) {
 	x.gate.Store(&g)
 }
 
+// SetOverHint installs the function told of every HaveRequest marked Over
+// for a content held here in full (a repair survey's hint that it is over
+// target); nil removes it.
+func (x *Exchange) SetOverHint(f func(root cid.Cid)) {
+	if f == nil {
+		x.overHint.Store(nil)
+		return
+	}
+	x.overHint.Store(&f)
+}
+
 // gated returns the Busy answer to m when the serve gate refuses it, else nil.
 func (x *Exchange) gated(p peer.ID, m *proto.BlockRequest) proto.Msg {
 	g := x.gate.Load()

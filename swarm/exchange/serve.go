@@ -179,6 +179,9 @@ func (sv *server) have(ctx context.Context, m *proto.HaveRequest) proto.Msg {
 		}
 	}
 	resp := &proto.HaveResponse{ID: m.ID, Root: m.Root, Complete: len(missing) == 0, NumChunks: uint32(len(man.Chunks)), Have: bf}
+	if f := sv.x.overHint.Load(); f != nil && m.Over && resp.Complete {
+		(*f)(m.Root)
+	}
 	if man.Coded() {
 		resp.Shards = sv.x.heldShardMask(ctx, m.Root)
 	}
