@@ -24,7 +24,9 @@ func (d definition) Current() *rules.Definition { return d.def }
 func (definition) LastSeen(peer.ID) time.Time   { return time.Time{} }
 
 // Alive says every member is alive: the test's hosts stay up.
-func (definition) Alive(peer.ID) (bool, time.Time) { return true, time.Now() }
+func (definition) Alive(peer.ID) (bool, time.Time)             { return true, time.Now() }
+func (definition) Returned(peer.ID) (time.Time, time.Duration) { return time.Time{}, 0 }
+func (definition) Reconnecting() time.Duration                 { return 0 }
 
 // fullMember is a member with the real exchange, replicator and auditor.
 type fullMember struct {

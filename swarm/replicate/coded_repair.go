@@ -36,9 +36,13 @@ type codedKnown struct {
 	// sets holds the shard sets of the storage members other than this
 	// one counted at the last check: those that answered, and those that
 	// did not but are not lost yet (missing).
-	sets     map[peer.ID]uint32
-	first    time.Time // when this member first checked it
-	grew     time.Time // when h last grew (a put or a repair placing sets)
+	sets  map[peer.ID]uint32
+	first time.Time // when this member first checked it
+	grew  time.Time // when h last grew (a put or a repair placing sets)
+	// short is when a check last found fewer sets than the success
+	// threshold (a rebuild due, here or on another member); zero once
+	// every set is held again.
+	short    time.Time
 	h        int
 	survives int
 	// settled: every counted holder answered and no repair is due or
@@ -51,6 +55,36 @@ type codedKnown struct {
 	// live member too (a member back after its set was rebuilt
 	// elsewhere); zero when it is not.
 	doubled time.Time
+}
+
+// settle records a check's count of the content and says whether it is
+// settled: every counted holder answered and nothing is in flight (quiet),
+// at least the success threshold (need) of the n sets held counting the
+// missing holders (a; h without them), and no rebuild under way.
+//
+// A rebuild found due at an earlier check (fewer than need sets) may still
+// be placing its sets from another member: between its first and its last
+// set the content is above the threshold but not back where it will stay.
+// It is not settled, and so is surveyed every round, until every set is
+// held again or nothing grew for repair_after; settled at the first set
+// placed, this member would keep that count (status's survives) until its
+// recheck turn, minutes or hours later.
+func (st *codedKnown) settle(now time.Time, grace time.Duration, a, h, need, n int, quiet bool) bool {
+	switch {
+	case a < need:
+		st.short = now
+	case h >= n:
+		st.short = time.Time{}
+	}
+	rebuilding := false
+	if !st.short.IsZero() {
+		last := st.short
+		if st.grew.After(last) {
+			last = st.grew
+		}
+		rebuilding = now.Sub(last) < grace
+	}
+	return quiet && a >= need && !rebuilding
 }
 
 // codedJob is the part of a placement job that rebuilds shard sets.
@@ -98,12 +132,13 @@ func (r *Replicator) checkCoded(ctx context.Context, pl policy, roots []cid.Cid,
 		return 0, nil
 	}
 	out := map[int]int{}
+	rejoin := r.rejoining(pl, time.Now())
 	for _, root := range roots {
 		if s, ok := r.codedSteady(root, turn, down); ok {
 			out[s]++
 			continue
 		}
-		if s, ok := r.checkCodedRoot(ctx, pl, root); ok {
+		if s, ok := r.checkCodedRoot(ctx, pl, root, rejoin); ok {
 			out[s]++
 		}
 	}
@@ -140,7 +175,9 @@ func (r *Replicator) codedSteady(root cid.Cid, turn uint64, down map[peer.ID]boo
 // by the first live set holder in rendezvous order, once the content is
 // older here than repair_after and no holder was added for repair_after
 // (a put may still be placing its sets).
-func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid) (int, bool) {
+// Nothing is rebuilt while rejoin (a member counted as gone came back
+// lately: rejoining, computed once per round).
+func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid, rejoin bool) (int, bool) {
 	m, err := r.store.Manifest(ctx, root)
 	if err != nil || !m.Coded() {
 		return 0, false
@@ -257,7 +294,8 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 		ranked := rank(root, append(twins, pl.self))
 		trim = ranked[len(ranked)-1] == pl.self
 	}
-	st.settled = len(missing) == 0 && unknown == 0 && !pending && a >= need && len(twins) == 0
+	st.settled = st.settle(now, pl.grace, a, h, need, n,
+		len(missing) == 0 && unknown == 0 && !pending && len(twins) == 0)
 	if trim {
 		delete(b.known, key)
 	}
@@ -280,7 +318,7 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 		return h - k, true
 	}
 
-	if a >= need || pending || fresh || unknown > 0 || self == 0 {
+	if a >= need || pending || fresh || unknown > 0 || self == 0 || rejoin {
 		return h - k, true
 	}
 	if !actsFor(pl.self, root, holders) {

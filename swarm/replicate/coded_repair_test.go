@@ -128,7 +128,7 @@ func TestCodedRepairSlowIsNotLostAndTwoLostAreRebuilt(t *testing.T) {
 		}
 	}
 	t1 := time.Now()
-	swarmtest.WaitFor(t, time.Minute, "the two lost sets rebuilt", func() bool { return repaired(nodes) >= 2 })
+	swarmtest.WaitFor(t, 2*time.Minute, "the two lost sets rebuilt", func() bool { return repaired(nodes) >= 2 })
 	t.Logf("rebuilt %s after the kills", time.Since(t1))
 	if d := time.Since(t1); d < grace {
 		t.Fatalf("rebuilt %s after the holders went, before repair_after (%s)", d, grace)

@@ -34,6 +34,11 @@ type seen struct {
 	// survey began: the answers may predate the copy it made (or failed
 	// to make), so nothing is placed or trimmed on them.
 	stale bool
+	// rejoining says a storage member lost (silent longer than
+	// repair_after) was heard from again lately: the first of a partition
+	// healing, maybe, whose other members, holding copies this member
+	// counts as gone, are not reconnected yet. Nothing is placed then.
+	rejoining bool
 }
 
 // level is how a content stands against the policy.
@@ -59,7 +64,8 @@ type verdict struct {
 // decide is the repair decision for root (docs/REPLICATION.md "Repair"):
 // copies in grace count; below `copies` (counting placements in flight)
 // the highest-ranked live holder places the difference, once every alive
-// storage member answered (none is unknown); above `copies`
+// storage member answered (none is unknown) and no lost member came back
+// lately (rejoining); above `copies`
 // the lowest-ranked live storage holder removes its copy once the content
 // has been over-replicated for max(repair_after, 3 rounds), unless a holder
 // is in grace or unknown, a placement is in flight or a fetch runs here. every is the
@@ -77,7 +83,7 @@ func decide(pl policy, every time.Duration, root cid.Cid, s seen, now time.Time)
 		return v
 	}
 	if count+s.pending < pl.copies {
-		if s.unknown == 0 && actsFor(pl.self, root, s.live) {
+		if s.unknown == 0 && !s.rejoining && actsFor(pl.self, root, s.live) {
 			v.place = pl.copies - count - s.pending
 		}
 		return v

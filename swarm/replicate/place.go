@@ -64,18 +64,18 @@ type SeedProgress struct {
 // is the encoded manifest sent along, and data, when not nil, the whole
 // (small) content (docs/REPLICATION.md "Inline placement"). With start not
 // nil the responder waits for it after Ready; ready is called once either
-// way (at Ready, or when the placement ends before). progress gets the
+// way (with true at Ready, with false when the placement ends before). progress gets the
 // responder's bytes. A placement whose bytes and state have not moved for
 // r.stall (queuedStall times that while the responder is Queued; the wait
 // for start aside) is abandoned with ErrStalled.
-func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(), start <-chan struct{}, progress func(int64)) error {
+func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(bool), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
-	signal := func() {
+	signal := func(ok bool) {
 		if ready != nil {
-			once.Do(ready)
+			once.Do(func() { ready(ok) })
 		}
 	}
-	defer signal()
+	defer signal(false)
 	s, release, err := p2pstream.Open(ctx, r.host, p, r.slot.Get(), r.dial)
 	if err != nil {
 		return fmt.Errorf("placing %s on %s: %w", root, p, err)
@@ -127,7 +127,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 				s.Close()
 				return nil
 			case proto.PlaceReady:
-				signal()
+				signal(true)
 				if start != nil {
 					select {
 					case <-start:
@@ -271,16 +271,19 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		r.log.Warn("placing: reading content", "cid", root, "err", err)
 		return
 	}
-	var prio []peer.ID // the first holders (docs/REPLICATION.md "copies_min first")
+	// The first holders (docs/REPLICATION.md "copies_min first"), chosen
+	// when the fetches start; prioMu guards prio from then on.
+	var prio []peer.ID
+	var prioMu sync.Mutex
+	ended := false // the seeding is over: no first holder is chosen after
 	if seed && len(first) > 1 && data == nil {
-		// One first holder only: two or more would share their upload
-		// between each other and the followers, and complete no sooner
-		// than everyone (docs/REPLICATION.md "copies_min first").
-		if p.first == 1 {
-			prio = slices.Clone(first[:1])
-		}
-		r.seed.add(m, prio...)
-		defer func() { r.seed.remove(m, prio...) }()
+		r.seed.add(m)
+		defer func() {
+			prioMu.Lock()
+			defer prioMu.Unlock()
+			r.seed.remove(m, prio...)
+			ended = true
+		}()
 	} else {
 		seed = false
 	}
@@ -290,18 +293,18 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		err  error
 	}
 	results := make(chan result)
-	var readyWG sync.WaitGroup
+	var bar *readyBarrier
 	var start chan struct{}
 	if seed {
-		start = make(chan struct{})
+		bar, start = newReadyBarrier(len(first)), make(chan struct{})
 	}
 	launch := func(q peer.ID, barrier bool) {
 		undo := r.addPending(root, q)
-		var ready func()
+		var ready func(bool)
 		var st <-chan struct{}
 		if barrier {
-			readyWG.Add(1)
-			ready, st = readyWG.Done, start
+			ready = func(ok bool) { bar.signal(q, ok) }
+			st = start
 		}
 		go func() {
 			defer undo()
@@ -319,7 +322,20 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 	}
 	if seed {
 		go func() {
-			waitGroupOrTimeout(&readyWG, readyWait)
+			ready := bar.wait(readySettle, readyWait)
+			// One first holder only: two or more would share their
+			// upload between each other and the followers, and complete
+			// no sooner than everyone. It is the first new holder in
+			// placement order that is Ready: one frozen or far slower
+			// than the others is not waited for.
+			if p.first == 1 {
+				prioMu.Lock()
+				if !ended {
+					prio = firstReady(first, ready)
+					r.seed.promote(m, prio...)
+				}
+				prioMu.Unlock()
+			}
 			close(start)
 		}()
 	}
@@ -338,11 +354,13 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		if seed {
 			// What went to it may never reach the others, and the
 			// followers no longer wait for it.
+			prioMu.Lock()
 			i := slices.Index(prio, res.peer)
 			r.seed.release(m, res.peer, i >= 0)
 			if i >= 0 {
 				prio = slices.Delete(prio, i, i+1)
 			}
+			prioMu.Unlock()
 		}
 		p.mu.Lock()
 		p.failed = append(p.failed, failure{res.peer, res.err})
@@ -453,15 +471,16 @@ func (r *Replicator) inlineData(ctx context.Context, root cid.Cid, m *chunk.Mani
 	return buf.Bytes(), nil
 }
 
-func waitGroupOrTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+// firstReady returns the first of cands, in placement order, that is in
+// ready; with none Ready, the first of cands (the barrier timed out: the
+// fetches start anyway).
+func firstReady(cands, ready []peer.ID) []peer.ID {
+	for _, q := range cands {
+		if slices.Contains(ready, q) {
+			return []peer.ID{q}
+		}
 	}
+	return cands[:1]
 }
 
 // Seed brings a content just stored here to its target: it clears an

@@ -38,7 +38,9 @@ func (m fixedMembers) Current() *rules.Definition { return m.def }
 func (m fixedMembers) LastSeen(peer.ID) time.Time { return time.Now() }
 
 // Alive says every member is alive: the test's hosts stay up.
-func (m fixedMembers) Alive(peer.ID) (bool, time.Time) { return true, time.Now() }
+func (m fixedMembers) Alive(peer.ID) (bool, time.Time)             { return true, time.Now() }
+func (m fixedMembers) Returned(peer.ID) (time.Time, time.Duration) { return time.Time{}, 0 }
+func (m fixedMembers) Reconnecting() time.Duration                 { return 0 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
 type syncBuffer struct {
@@ -76,6 +78,12 @@ type placeMember struct {
 // runs once an hour: these tests watch placement alone.
 func placeSwarm(t *testing.T, n, copies, copiesMin int) []*placeMember {
 	t.Helper()
+	return placeSwarmStall(t, n, copies, copiesMin, placeTestStall)
+}
+
+// placeSwarmStall is placeSwarm with the placers' stall bound as given.
+func placeSwarmStall(t *testing.T, n, copies, copiesMin int, stall time.Duration) []*placeMember {
+	t.Helper()
 	hs := swarmtest.Hosts(t, n+1)
 	def := &rules.Definition{Swarm: placeTestSwarm, Version: 1,
 		Replication: rules.Replication{Copies: copies, CopiesMin: copiesMin, RepairAfter: time.Hour}}
@@ -103,7 +111,7 @@ func placeSwarm(t *testing.T, n, copies, copiesMin int) []*placeMember {
 			Members: func() []peer.ID { return others }})
 		x.SetSwarm(placeTestSwarm)
 		r := New(Options{Host: h.Host, Store: st, Exchange: x, Members: fixedMembers{def}, Logger: log,
-			Interval: time.Hour, PlaceStall: placeTestStall})
+			Interval: time.Hour, PlaceStall: stall})
 		r.SetSwarm(placeTestSwarm)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -203,6 +211,40 @@ func TestPlacementAbandonsStalledHolder(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(laptop.logs.String()), []byte(ErrStalled.Error())) {
 		t.Errorf("the laptop's log does not say the placement stalled:\n%s", laptop.logs.String())
+	}
+}
+
+// TestSeedDoesNotWaitForAFrozenFirstHolder: copies 3, copies_min 1 from a
+// client, so the first new holder in placement order would be fed alone
+// and the others follow from it. That member is frozen (it takes the
+// request and answers nothing; the stall bound is 2 minutes): the fetches
+// start once the others are Ready, one of them is the first holder, and
+// Seed returns with a copy long before the 30 s Ready bound, let alone
+// the stall bound.
+func TestSeedDoesNotWaitForAFrozenFirstHolder(t *testing.T) {
+	ms := placeSwarmStall(t, 3, 3, 1, 2*time.Minute)
+	laptop := ms[0]
+	root, ranked := putOn(t, laptop, ms, 1<<20)
+	frozen := ranked[0]
+	frozen.stuck()
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	n, err := laptop.r.Seed(ctx, root, nil)
+	took := time.Since(start)
+	if err != nil || n < 1 {
+		t.Fatalf("Seed: %d copies, %v\n%s", n, err, allLogs(ms))
+	}
+	if took >= readyWait {
+		t.Fatalf("Seed took %v with the first holder frozen: it waited for it", took)
+	}
+	t.Logf("Seed returned after %v with %d copies, the first holder in placement order frozen", took, n)
+	swarmtest.WaitFor(t, 30*time.Second, "both healthy members hold a copy", func() bool {
+		return holds(t, ranked[1], root) && holds(t, ranked[2], root)
+	})
+	if holds(t, frozen, root) {
+		t.Error("the frozen member holds a copy")
 	}
 }
 

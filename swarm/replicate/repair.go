@@ -158,8 +158,9 @@ func (r *Replicator) round(ctx context.Context) {
 	if len(due) > 0 {
 		surveyed := time.Now()
 		states := r.survey(ctx, pl, due)
+		rejoin := r.rejoining(pl, time.Now())
 		for _, root := range due {
-			r.check(ctx, pl, root, states, surveyed, &sum)
+			r.check(ctx, pl, root, states, surveyed, rejoin, &sum)
 		}
 	}
 	r.setSummary(sum)
@@ -221,6 +222,23 @@ func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (l
 	return st.level, true
 }
 
+// rejoining reports whether a storage member lost (silent for longer than
+// repair_after) was heard from again less than the membership's
+// reconnecting time before now: it may be the first member of a healed
+// partition to reconnect, and the others of its side, holding copies this
+// member counts as gone, not be heard from yet. Nothing is placed (nor
+// rebuilt) meanwhile: a copy is placed again only after the members that
+// may hold it were asked (TestPartition placed a needless copy the moment
+// the first member of the other side reconnected).
+func (r *Replicator) rejoining(pl policy, now time.Time) bool {
+	for _, p := range pl.storagePeers() {
+		if at, away := r.members.Returned(p); away >= pl.grace && now.Sub(at) < r.members.Reconnecting() {
+			return true
+		}
+	}
+	return false
+}
+
 // slice is root's turn among n: the last 8 bytes of its digest, which are
 // uniform over contents.
 func slice(root cid.Cid, n uint64) uint64 {
@@ -266,7 +284,9 @@ func (r *Replicator) setSummary(s Summary) {
 // A placement from here that ended after the survey began (surveyed) may
 // have made a copy the answers do not show yet: the content is then left
 // for the next round, so a copy is never placed twice for one loss.
-func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, surveyed time.Time, sum *Summary) {
+// rejoin says a member counted as gone came back lately (rejoining): the
+// round computes it once for all its checks.
+func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states map[peer.ID]map[string]haveState, surveyed time.Time, rejoin bool, sum *Summary) {
 	k := root.KeyString()
 	now := time.Now()
 	var live []peer.ID
@@ -298,11 +318,13 @@ func (r *Replicator) check(ctx context.Context, pl policy, root cid.Cid, states 
 	stale := !r.ended[k].Before(surveyed)
 	r.mu.Unlock()
 
-	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching, overSince: over, stale: stale}, now)
+	v := decide(pl, r.every, root, seen{live: live, grace: grace, unknown: unknown, pending: npending, fetching: fetching,
+		overSince: over, stale: stale, rejoining: rejoin}, now)
 	sum.count(v.level)
 	if v.level != atTarget && v.place == 0 && r.log.Enabled(ctx, slog.LevelDebug) {
 		r.log.Debug("content below target; not placing from here", "cid", root, "live", len(live), "grace", grace,
-			"unknown", unknown, "pending", npending, "fetching", fetching, "stale", stale, "acting", actsFor(pl.self, root, live))
+			"unknown", unknown, "pending", npending, "fetching", fetching, "stale", stale, "rejoining", rejoin,
+			"acting", actsFor(pl.self, root, live))
 	}
 	if unknown > 0 {
 		sum.Unknown++

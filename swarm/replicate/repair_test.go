@@ -105,10 +105,12 @@ func TestGraceAfterRestart(t *testing.T) {
 		rep: rules.Replication{Copies: 3, CopiesMin: 2, RepairAfter: grace}})
 	a, b, down := nodes[0], nodes[1], nodes[2]
 	putAll(t, 10, nodes...)
+	// The grace of a member gone counts from its disconnection, which
+	// happens inside Close: t0 is taken before it.
+	t0 := time.Now()
 	if err := down.h.Host.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now()
 	a.start(t)
 	b.start(t)
 	swarmtest.Connect(t, a.h.Host, b.h.Host)

@@ -52,6 +52,9 @@ type Exchange interface {
 	Announce(root cid.Cid)
 	// SetServeGate installs the super-seeding gate on the serving side.
 	SetServeGate(g exchange.ServeGate)
+	// SetOverHint installs the function told of a content held here that
+	// a survey said is over target.
+	SetOverHint(f func(root cid.Cid))
 }
 
 // Membership is what the replicator needs of the membership
@@ -63,6 +66,12 @@ type Membership interface {
 	// answered lately, swarm/membership/liveness.go), never by how long a
 	// survey takes; since is when it was last known alive (zero: never).
 	Alive(p peer.ID) (alive bool, since time.Time)
+	// Returned reports when p was last heard from again after a silence,
+	// and how long the silence was (zero time: never).
+	Returned(p peer.ID) (at time.Time, away time.Duration)
+	// Reconnecting is how long after a member returns the others of a
+	// healed partition may still be reconnecting.
+	Reconnecting() time.Duration
 }
 
 // ErrNoSwarm is returned when no swarm is joined. It is p2pstream.ErrNoSwarm.
@@ -273,6 +282,7 @@ func New(o Options) *Replicator {
 	}
 	r.slot = p2pstream.NewSlot(o.Host, proto.ReplicationProtocolFor, r.handle)
 	o.Exchange.SetServeGate(r.seed.allow)
+	o.Exchange.SetOverHint(r.Recheck)
 	r.loadRemovals()
 	r.loadKnown()
 	return r
@@ -292,6 +302,10 @@ func (r *Replicator) SetSwarm(id string) { r.slot.Set(id) }
 // replicator starts no work: Seed places nothing in the background and
 // replication streams are reset.
 func (r *Replicator) Run(ctx context.Context) {
+	// The grace after a start counts from here: a member not seen since
+	// is not taken for gone before repair_after has passed. The rounds,
+	// which read it, run on this goroutine.
+	r.started = time.Now()
 	var tasks sync.WaitGroup
 	tasks.Go(func() { r.tasks.Run(ctx) })
 	defer tasks.Wait()

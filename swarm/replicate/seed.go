@@ -73,10 +73,33 @@ func (s *superSeed) add(m *chunk.Manifest, first ...peer.ID) {
 			s.chunks[k] = c
 		}
 		c.roots++
+	}
+	s.addFirst(m, first)
+}
+
+// promote makes first first holders of the chunks of m, added before
+// (the fetches start once they are chosen: the gate served nobody yet).
+func (s *superSeed) promote(m *chunk.Manifest, first ...peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addFirst(m, first)
+}
+
+// addFirst counts first as first holders of the chunks of m being seeded;
+// s.mu is held.
+func (s *superSeed) addFirst(m *chunk.Manifest, first []peer.ID) {
+	if len(first) == 0 {
+		return
+	}
+	for _, k := range distinctKeys(m) {
+		c := s.chunks[k]
+		if c == nil {
+			continue
+		}
+		if c.first == nil {
+			c.first = map[peer.ID]int{}
+		}
 		for _, p := range first {
-			if c.first == nil {
-				c.first = map[peer.ID]int{}
-			}
 			c.first[p]++
 		}
 	}

@@ -43,6 +43,15 @@ const (
 // the roots it answered for; a member that could not be asked is absent.
 func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map[peer.ID]map[string]haveState {
 	out := map[peer.ID]map[string]haveState{}
+	// The contents over target at their last check here: the requests
+	// say so, and a holder that settled one checks it again (it may be
+	// the one to trim and not know it).
+	r.mu.Lock()
+	over := make(map[string]bool, len(r.over))
+	for k := range r.over {
+		over[k] = true
+	}
+	r.mu.Unlock()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range pl.storagePeers() {
@@ -50,7 +59,7 @@ func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map
 			continue
 		}
 		wg.Go(func() {
-			st, err := r.haves(ctx, p, roots)
+			st, err := r.haves(ctx, p, roots, over)
 			if err != nil {
 				r.log.Info("survey incomplete; the contents not answered for are unknown", "peer", p,
 					"answered", len(st), "asked", len(roots), "err", err)
@@ -67,9 +76,10 @@ func (r *Replicator) survey(ctx context.Context, pl policy, roots []cid.Cid) map
 	return out
 }
 
-// haves asks p what it holds of each of roots on one exchange stream. On
-// an error it returns the answers received so far with it.
-func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid) (map[string]haveState, error) {
+// haves asks p what it holds of each of roots on one exchange stream,
+// marking the requests of the roots in over (HaveRequest.Over). On an
+// error it returns the answers received so far with it.
+func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid, over map[string]bool) (map[string]haveState, error) {
 	pageTimeout := r.pageTimeout
 	s, release, err := p2pstream.Open(ctx, r.host, p, r.x.Protocol(), r.dial)
 	if err != nil {
@@ -83,7 +93,7 @@ func (r *Replicator) haves(ctx context.Context, p peer.ID, roots []cid.Cid) (map
 	errc := make(chan error, 1)
 	go func() {
 		for i, root := range roots {
-			if err := c.Send(&proto.HaveRequest{ID: uint64(i + 1), Root: root}); err != nil {
+			if err := c.Send(&proto.HaveRequest{ID: uint64(i + 1), Root: root, Over: over[root.KeyString()]}); err != nil {
 				errc <- err
 				return
 			}
