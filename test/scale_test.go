@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,9 +39,11 @@ import (
 // from its kept repair state: fewer than half, or the test fails) and the
 // placements started over the same time; last, as the same-run baseline,
 // it restarts that member once more without its repair state file and
-// logs what its first round surveys. A placement while every content is
-// at target fails the test; the figures are logged (docs/PERFORMANCE.md
-// "Scale").
+// logs what its first round surveys. Last it times a rules push at rest
+// and three puts of 1 MiB: all members well, one frozen, one slow
+// (putsWithAFaultyMember). A placement while every content is at target,
+// or a put that fails, fails the test; the figures are logged
+// (docs/PERFORMANCE.md "Scale").
 //
 // With ANNEX_SWARM_SCALE_PREBUILT=1 the contents are not put through a
 // daemon but written into every member's store before the swarm forms,
@@ -130,7 +134,7 @@ func TestScale(t *testing.T) {
 		after := placements(nodes)
 		for i, a := range nodes {
 			perMin := (cpu1[i] - cpu0[i]).Seconds() / idle.Minutes()
-			t.Logf("%s: %s (pid %d) idle CPU %v in %v = %.2f s/min (%.2f %% of a core), RSS %d MiB, placements %d",
+			t.Logf("%s: %s (pid %d) idle CPU %v in %v = %.2f s/min (%.2f %% of a core), %v, placements %d",
 				what, a.Name, a.Pid(), cpu1[i]-cpu0[i], idle, perMin, perMin/60*100, rssMiB(t, a), after[i]-before[i])
 		}
 		st, wh := latencies(t, nodes[0], root)
@@ -173,11 +177,85 @@ func TestScale(t *testing.T) {
 	// timed until every member has adopted it.
 	took = pushTimed(t, c, s, "repair_after=2m", false)
 	t.Logf("%d members at rest: rules push to all in %v", members, took.Round(10*time.Millisecond))
+
+	putsWithAFaultyMember(t, nodes)
+}
+
+// putsWithAFaultyMember puts a 1 MiB content through the first member's
+// CLI three times, with every other member holding everything put
+// before: with all members well (the same-run baseline), with the last
+// member frozen (SIGSTOP: its connections stay open and nothing is
+// answered) and with it slow (stopped 400 ms of every 500 ms). Each put
+// must end with success, which put reports once copies_min storage members
+// hold verified copies; the times are logged (docs/PERFORMANCE.md "Scale").
+func putsWithAFaultyMember(t *testing.T, nodes []*harness.Node) {
+	t.Helper()
+	up, last := nodes[0], nodes[len(nodes)-1]
+	dir := t.TempDir()
+	put := func(what string, seed uint64) {
+		t.Helper()
+		src := filepath.Join(dir, what)
+		writeRandomFile(t, src, 1<<20, seed)
+		start := time.Now()
+		r := up.CLIWithin(5*time.Minute, "put", src)
+		took := time.Since(start)
+		// put returns once copies_min storage members hold verified
+		// copies, or fails with a reason.
+		if r.Code != 0 {
+			t.Errorf("put with %s: exit %d after %v: %s", what, r.Code, took.Round(time.Millisecond), strings.TrimSpace(r.Stderr))
+			return
+		}
+		t.Logf("put of 1 MiB with %s: %v to copies_min", what, took.Round(time.Millisecond))
+	}
+	put("every member well", 101)
+
+	pid := last.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freezing %s: %v", last.Name, err)
+	}
+	put(last.Name+" frozen", 102)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatalf("thawing %s: %v", last.Name, err)
+	}
+
+	// Slow: a goroutine stops and continues it, bounded by the put.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			if syscall.Kill(pid, syscall.SIGSTOP) != nil {
+				return
+			}
+			select {
+			case <-done:
+				syscall.Kill(pid, syscall.SIGCONT)
+				return
+			case <-time.After(400 * time.Millisecond):
+			}
+			if syscall.Kill(pid, syscall.SIGCONT) != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	put(last.Name+" slow (running 100 ms of every 500 ms)", 103)
+	close(done)
+	wg.Wait()
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Errorf("leaving %s running: %v", last.Name, err)
+	}
 }
 
 // pushTimed signs the rules of s with assignment, pushes them from the
 // first member and returns how long until every member had adopted them
-// (and, with connected, the first member was connected to every other).
+// (and, with connected, the first member was connected to every other),
+// as the test's polling saw it. It logs, besides, the span from the push to
+// the last member's "definition adopted" line (the daemons' own clocks,
+// without the polling's granularity).
 func pushTimed(t *testing.T, c *harness.Cluster, s *harness.Swarm, assignment string, connected bool) time.Duration {
 	t.Helper()
 	nodes := c.Nodes
@@ -198,7 +276,63 @@ func pushTimed(t *testing.T, c *harness.Cluster, s *harness.Swarm, assignment st
 		}
 		return true
 	})
-	return time.Since(pushed)
+	took := time.Since(pushed)
+	if last, ok := lastAdoption(nodes, want); ok {
+		t.Logf("version %d: the last member adopted it %v after the push (its log), seen by polling after %v",
+			want, last.Sub(pushed).Round(time.Millisecond), took.Round(time.Millisecond))
+	}
+	return took
+}
+
+// adoptedLine matches a daemon's log line for an adopted definition.
+var adoptedLine = regexp.MustCompile(`^time=(\S+) .*msg="definition adopted".* version=(\d+)`)
+
+// lastAdoption returns the latest time at which a member of nodes logged
+// adopting version; ok is false unless every member logged it.
+func lastAdoption(nodes []*harness.Node, version uint64) (last time.Time, ok bool) {
+	for _, a := range nodes {
+		b, err := os.ReadFile(a.LogPath())
+		if err != nil {
+			return time.Time{}, false
+		}
+		var at time.Time
+		for _, l := range strings.Split(string(b), "\n") {
+			m := adoptedLine.FindStringSubmatch(l)
+			if m == nil || m[2] != strconv.FormatUint(version, 10) {
+				continue
+			}
+			if at, err = time.Parse(time.RFC3339Nano, m[1]); err != nil {
+				return time.Time{}, false
+			}
+		}
+		if at.IsZero() {
+			return time.Time{}, false
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return last, true
+}
+
+// TestRulesPushScale measures, outside the default run, how fast a rules
+// push reaches every member of a swarm at rest: set
+// ANNEX_SWARM_PUSH_MEMBERS to the number of members (real daemons, no
+// contents). It pushes ANNEX_SWARM_PUSH_TIMES (default 5) versions from
+// the first member, 15 s apart, and logs each (docs/PERFORMANCE.md).
+func TestRulesPushScale(t *testing.T) {
+	members := envInt("ANNEX_SWARM_PUSH_MEMBERS", 0)
+	if members == 0 {
+		t.Skip("set ANNEX_SWARM_PUSH_MEMBERS=N to measure a rules push to N members")
+	}
+	c := harness.New(t, bin, members, harness.Options{Args: []string{"--sync-interval", "10s"}})
+	s := c.FormSwarm(t, harness.SwarmOptions{Copies: 3, CopiesMin: 2})
+	t.Logf("%d members: first push, all connected after %v", members, pushTimed(t, c, s, "repair_after=1m", true).Round(time.Millisecond))
+	for i := range envInt("ANNEX_SWARM_PUSH_TIMES", 5) {
+		time.Sleep(15 * time.Second) // a swarm at rest is what is measured
+		took := pushTimed(t, c, s, fmt.Sprintf("repair_after=%dm", i+2), false)
+		t.Logf("%d members at rest: push %d reached all in %v", members, i+1, took.Round(time.Millisecond))
+	}
 }
 
 // firstRound starts nd (stopped) and waits for its first repair round;
@@ -421,19 +555,38 @@ func cpuTimes(t *testing.T, nodes []*harness.Node) []time.Duration {
 	return out
 }
 
-// rssMiB reads a daemon's resident set size.
-func rssMiB(t *testing.T, a *harness.Node) int64 {
+// rss is a daemon's resident set, in MiB: all of it (VmRSS), its
+// anonymous memory (RssAnon: the Go heap and stacks) and its file pages
+// (RssFile: the binary and the mapped index files).
+type rss struct{ total, anon, file int64 }
+
+func (r rss) String() string {
+	return fmt.Sprintf("RSS %d MiB (anonymous %d, file %d)", r.total, r.anon, r.file)
+}
+
+// rssMiB reads a daemon's resident set sizes.
+func rssMiB(t *testing.T, a *harness.Node) rss {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var r rss
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb >> 10
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			r.total = kb >> 10
+		case "RssAnon:":
+			r.anon = kb >> 10
+		case "RssFile:":
+			r.file = kb >> 10
 		}
 	}
-	return 0
+	return r
 }
 
 // latencies times 20 status and 20 where (of root) requests on a, sorted.
