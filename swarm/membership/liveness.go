@@ -37,7 +37,9 @@ type liveness struct {
 	// silent since then.
 	started time.Time
 	// quiet is the silence after which hearing from a member again is a
-	// return (two ping intervals: at least one ping missed).
+	// return: the time a connected member stays alive without answering
+	// (pingsMissed intervals), so that a member late with its pings on a
+	// loaded machine, never taken for gone, does not count as back.
 	quiet time.Duration
 	back  map[peer.ID]comeback // the last return of each member
 }
@@ -78,8 +80,9 @@ func (l *liveness) last(p peer.ID) time.Time {
 }
 
 // Returned reports when p was last heard from again (a new connection or
-// an answered ping) after a silence of more than two ping intervals, and
-// how long that silence lasted (for a member first heard from, the time
+// an answered ping) after a silence longer than a member stays alive
+// without answering (pingsMissed ping intervals), and how long that
+// silence lasted (for a member first heard from, the time
 // since this host started); a zero time when it never was. A member lost
 // for a long time and back may be the first of a partition healing
 // (docs/REPLICATION.md "Liveness").

@@ -94,7 +94,7 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 	}
 	m := &Membership{
 		host: h, gater: g, log: o.Logger.With("component", "membership"), interval: o.Interval, persist: o.Persist,
-		pingEvery: o.PingInterval, live: newLiveness(2 * o.PingInterval),
+		pingEvery: o.PingInterval, live: newLiveness(pingsMissed * o.PingInterval),
 		lastSeen: map[peer.ID]time.Time{}, kick: make(chan struct{}, 1), tasks: owner.New(),
 		recPath: o.DHTRecords,
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // A member heard from again after a silence of more than the quiet time
-// (two ping intervals) is recorded as back, with how long it was silent;
+// (the time a member stays alive without answering) is recorded as back, with how long it was silent;
 // pings answered on time are not returns, and a member first heard from
 // was silent since the record began.
 func TestLivenessRecordsReturns(t *testing.T) {

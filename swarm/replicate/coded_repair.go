@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"math/bits"
 	"sync"
@@ -318,10 +319,16 @@ func (r *Replicator) checkCodedRoot(ctx context.Context, pl policy, root cid.Cid
 		return h - k, true
 	}
 
-	if a >= need || pending || fresh || unknown > 0 || self == 0 || rejoin {
+	if a >= need {
 		return h - k, true
 	}
-	if !actsFor(pl.self, root, holders) {
+	acting := actsFor(pl.self, root, holders)
+	if pending || fresh || unknown > 0 || self == 0 || rejoin || !acting {
+		if r.log.Enabled(ctx, slog.LevelDebug) {
+			r.log.Debug("coded content below its repair threshold; not rebuilding from here", "cid", root,
+				"counted", a, "repair", need, "pending", pending, "fresh", fresh, "unknown", unknown,
+				"held_here", self != 0, "rejoining", rejoin, "acting", acting)
+		}
 		return h - k, true
 	}
 	// The lost sets: those no member holds apart from whole copies (a

@@ -230,9 +230,23 @@ func (r *Replicator) steady(root cid.Cid, turn uint64, down map[peer.ID]bool) (l
 // rebuilt) meanwhile: a copy is placed again only after the members that
 // may hold it were asked (TestPartition placed a needless copy the moment
 // the first member of the other side reconnected).
+//
+// The silence counts from no earlier than this replicator's start, as its
+// grace does (a member not heard from since the start is gone only
+// repair_after after it): a member first heard from a while after the
+// membership began, but within repair_after of the loop's start, was never
+// counted as gone here.
 func (r *Replicator) rejoining(pl policy, now time.Time) bool {
 	for _, p := range pl.storagePeers() {
-		if at, away := r.members.Returned(p); away >= pl.grace && now.Sub(at) < r.members.Reconnecting() {
+		at, away := r.members.Returned(p)
+		if at.IsZero() || now.Sub(at) >= r.members.Reconnecting() {
+			continue
+		}
+		from := at.Add(-away)
+		if from.Before(r.started) {
+			from = r.started
+		}
+		if at.Sub(from) >= pl.grace {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,7 +141,7 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 		}
 		t.Cleanup(func() { st.Close() })
 		nd := &node{h: h, store: st, signer: signer}
-		log := slog.New(slog.DiscardHandler)
+		log := nodeLogger(t, i)
 		ping := cfg.ping
 		if ping <= 0 {
 			ping = 200 * time.Millisecond
@@ -189,6 +190,23 @@ func testSwarm(t *testing.T, cfg swarmConfig) []*node {
 		nodes[i] = nd
 	}
 	return nodes
+}
+
+// nodeLogger is member i's logger: discarded, or, when
+// ANNEX_SWARM_REPLICATE_LOGS names a directory, debug lines in a file
+// there (test name and member), to read a failure that came under load.
+func nodeLogger(t *testing.T, i int) *slog.Logger {
+	dir := os.Getenv("ANNEX_SWARM_REPLICATE_LOGS")
+	if dir == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	name := fmt.Sprintf("%s-%d-m%d.log", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano(), i)
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", i)
 }
 
 // slowDown wraps the exchange's stream handler so that every read of a
