@@ -161,6 +161,9 @@ func (d *Daemon) put(ctx context.Context, req client.PutRequest, progress func(c
 // under the adopted rules, announces it and seeds it until its success
 // threshold: a put on this member of a content not served from its file.
 func (d *Daemon) putContent(ctx context.Context, r io.Reader, size int64, key string, progress func(client.Progress)) (client.PutResult, error) {
+	if d.placesWhileStoring(size) {
+		return d.putSmall(ctx, r, size, key, progress)
+	}
 	root, err := d.storeContent(ctx, r, size, key)
 	if err != nil {
 		return client.PutResult{}, err

@@ -85,12 +85,20 @@ func (d *Daemon) followReplication(def *rules.Definition) {
 // seed replicates a content just put until copies_min storage members hold
 // it, reporting the holders' progress; without a swarm it does nothing.
 func (d *Daemon) seed(ctx context.Context, root cid.Cid, progress func(client.Progress)) (int, error) {
+	return d.seedWith(ctx, progress, func(ctx context.Context, report func(replicate.SeedProgress)) (int, error) {
+		return d.repl.Seed(ctx, root, report)
+	})
+}
+
+// seedWith runs a seeding (Seed or SeedStoring) with progress reported as
+// put reports it; without a swarm it does nothing.
+func (d *Daemon) seedWith(ctx context.Context, progress func(client.Progress), run func(context.Context, func(replicate.SeedProgress)) (int, error)) (int, error) {
 	def := d.members.Current()
 	if def == nil {
 		return 0, nil
 	}
 	k := max(def.Replication.CopiesMin, 1)
-	return d.repl.Seed(ctx, root, func(p replicate.SeedProgress) {
+	return run(ctx, func(p replicate.SeedProgress) {
 		if progress == nil {
 			return
 		}

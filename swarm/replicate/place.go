@@ -189,6 +189,11 @@ type placement struct {
 	// copies_min less the copies already here); when it is 1 and several
 	// are seeded, the first is fed alone and the others follow from it.
 	first int
+	// m and data, when m is set, are the content's manifest and its
+	// bytes (a small content): place sends them and reads nothing from
+	// the store, which may not hold them yet (SeedStoring).
+	m    *chunk.Manifest
+	data []byte
 }
 
 // failure is why one member did not take a copy.
@@ -248,10 +253,20 @@ func failureReason(err error) string {
 // put of a content). It returns when every attempt has ended; p reports as
 // it goes.
 func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need int, skip map[peer.ID]bool, holders []peer.ID, seed bool, p *placement) {
-	m, err := r.store.Manifest(ctx, root)
-	if err != nil {
-		r.log.Warn("placing: reading manifest", "cid", root, "err", err)
-		return
+	m, data := p.m, p.data
+	if m == nil {
+		var err error
+		if m, err = r.store.Manifest(ctx, root); err != nil {
+			r.log.Warn("placing: reading manifest", "cid", root, "err", err)
+			return
+		}
+		// A small content travels inside the request: no fetch, no
+		// super-seeding (it would save less than it costs in round
+		// trips).
+		if data, err = r.inlineData(ctx, root, m); err != nil {
+			r.log.Warn("placing: reading content", "cid", root, "err", err)
+			return
+		}
 	}
 	enc, err := m.Encode()
 	if err != nil {
@@ -264,13 +279,6 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 	full := len(r.fullAmong(pl, skip)) > 0
 	first := cands[:min(need, len(cands))]
 	rest := cands[len(first):]
-	// A small content travels inside the request: no fetch, no
-	// super-seeding (it would save less than it costs in round trips).
-	data, err := r.inlineData(ctx, root, m)
-	if err != nil {
-		r.log.Warn("placing: reading content", "cid", root, "err", err)
-		return
-	}
 	// The first holders (docs/REPLICATION.md "copies_min first"), chosen
 	// when the fetches start; prioMu guards prio from then on.
 	var prio []peer.ID
@@ -489,6 +497,27 @@ func firstReady(cands, ready []peer.ID) []peer.ID {
 // hold a verified full copy (this host counts when it is one). The other
 // copies continue in the background. Without a swarm it does nothing.
 func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedProgress)) (int, error) {
+	return r.seedWith(ctx, root, newPlacement(), progress)
+}
+
+// SeedStoring is Seed for a small replicated content (at most
+// proto.MaxInlineSize bytes) that the caller is storing here at the same
+// time: m is its manifest (root its CID) and data its bytes, sent inside
+// the placement requests, so that the members' durable copies are made
+// while this member makes its own (docs/REPLICATION.md "Inline
+// placement"). This member counts as a holder when it is a storage
+// member, as in Seed: the caller fails the put when its own store fails.
+func (r *Replicator) SeedStoring(ctx context.Context, root cid.Cid, m *chunk.Manifest, data []byte, progress func(SeedProgress)) (int, error) {
+	if m.Coded() || int64(len(data)) != m.Size || m.Size > proto.MaxInlineSize {
+		return 0, fmt.Errorf("seeding %s while storing it: only a small replicated content (%d bytes given of %d)", root, len(data), m.Size)
+	}
+	p := newPlacement()
+	p.m, p.data = m, data
+	return r.seedWith(ctx, root, p, progress)
+}
+
+// seedWith is Seed with the placement's state p (which may give the content).
+func (r *Replicator) seedWith(ctx context.Context, root cid.Cid, pl2 *placement, progress func(SeedProgress)) (int, error) {
 	pl, ok := r.currentPolicy()
 	if !ok {
 		return 0, nil
@@ -496,9 +525,12 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	if err := r.restore(ctx, root); err != nil {
 		r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
 	}
-	m, err := r.store.Manifest(ctx, root)
-	if err != nil {
-		return 0, fmt.Errorf("seeding %s: %w", root, err)
+	m := pl2.m
+	if m == nil {
+		var err error
+		if m, err = r.store.Manifest(ctx, root); err != nil {
+			return 0, fmt.Errorf("seeding %s: %w", root, err)
+		}
 	}
 	if m.Coded() {
 		return r.seedCoded(ctx, pl, root, m, progress)
@@ -512,7 +544,6 @@ func (r *Replicator) Seed(ctx context.Context, root cid.Cid, progress func(SeedP
 	// so members chosen before that still hold it answer Done at once, and
 	// only copies verified now count toward copies_min.
 	have := len(holders)
-	pl2 := newPlacement()
 	pl2.first = pl.min - have
 	finished := make(chan struct{})
 	if need := pl.copies - have; need <= 0 || !r.background(ctx, func(ctx context.Context) {
