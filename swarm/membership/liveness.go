@@ -36,12 +36,16 @@ type liveness struct {
 	// started is when the record began: a member first heard from was
 	// silent since then.
 	started time.Time
-	// quiet is the silence after which hearing from a member again is a
-	// return: the time a connected member stays alive without answering
+	// quiet is the silence after which hearing from a connected member
+	// again is a return: the time it stays alive without answering
 	// (pingsMissed intervals), so that a member late with its pings on a
 	// loaded machine, never taken for gone, does not count as back.
 	quiet time.Duration
-	back  map[peer.ID]comeback // the last return of each member
+	// dropped marks the members whose last connection closed since they
+	// were last heard from: hearing from one again is a return, however
+	// short the silence.
+	dropped map[peer.ID]bool
+	back    map[peer.ID]comeback // the last return of each member
 }
 
 // comeback is a member heard from again after a silence.
@@ -51,11 +55,14 @@ type comeback struct {
 }
 
 func newLiveness(quiet time.Duration) liveness {
-	return liveness{alive: map[peer.ID]time.Time{}, back: map[peer.ID]comeback{}, started: time.Now(), quiet: quiet}
+	return liveness{alive: map[peer.ID]time.Time{}, back: map[peer.ID]comeback{}, dropped: map[peer.ID]bool{},
+		started: time.Now(), quiet: quiet}
 }
 
 // answered records that p answered (or connected) at t, and a return when
-// it had been silent for longer than quiet.
+// it was not alive before: never heard from (silent since the record
+// began), its connections all closed since, or silent for longer than
+// quiet.
 func (l *liveness) answered(p peer.ID, t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -63,13 +70,22 @@ func (l *liveness) answered(p peer.ID, t time.Time) {
 	if !t.After(prev) {
 		return
 	}
-	if prev.IsZero() {
+	first := prev.IsZero()
+	if first {
 		prev = l.started
 	}
-	if away := t.Sub(prev); away > l.quiet {
+	if away := t.Sub(prev); first || l.dropped[p] || away > l.quiet {
 		l.back[p] = comeback{at: t, away: away}
 	}
+	delete(l.dropped, p)
 	l.alive[p] = t
+}
+
+// disconnected records that the last connection to p closed.
+func (l *liveness) disconnected(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropped[p] = true
 }
 
 // last is when p last answered a ping or connected (zero: never).
@@ -80,8 +96,9 @@ func (l *liveness) last(p peer.ID) time.Time {
 }
 
 // Returned reports when p was last heard from again (a new connection or
-// an answered ping) after a silence longer than a member stays alive
-// without answering (pingsMissed ping intervals), and how long that
+// an answered ping) after it was not alive — never heard from, every
+// connection to it closed, or silent longer than a member stays alive
+// without answering (pingsMissed ping intervals) — and how long that
 // silence lasted (for a member first heard from, the time
 // since this host started); a zero time when it never was. A member lost
 // for a long time and back may be the first of a partition healing

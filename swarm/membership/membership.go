@@ -103,7 +103,12 @@ func New(h host.Host, g *Gater, o Options) *Membership {
 			m.live.answered(c.RemotePeer(), time.Now())
 			m.seen(c.RemotePeer())
 		},
-		DisconnectedF: func(_ network.Network, c network.Conn) { m.seen(c.RemotePeer()) },
+		DisconnectedF: func(n network.Network, c network.Conn) {
+			if n.Connectedness(c.RemotePeer()) != network.Connected {
+				m.live.disconnected(c.RemotePeer())
+			}
+			m.seen(c.RemotePeer())
+		},
 	})
 	return m
 }

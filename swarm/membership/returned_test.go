@@ -7,10 +7,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// A member heard from again after a silence of more than the quiet time
-// (the time a member stays alive without answering) is recorded as back, with how long it was silent;
-// pings answered on time are not returns, and a member first heard from
-// was silent since the record began.
+// A member heard from again after it was not alive is recorded as back,
+// with how long it was silent: first heard from (silent since the record
+// began), after its connections closed (however short the silence), or
+// after a silence longer than the quiet time (the time a member stays
+// alive without answering). Pings answered on time, or late but within
+// the quiet time, are not returns.
 func TestLivenessRecordsReturns(t *testing.T) {
 	const quiet = 2 * time.Second
 	m := &Membership{live: newLiveness(quiet)}
@@ -18,24 +20,38 @@ func TestLivenessRecordsReturns(t *testing.T) {
 	p := peer.ID("member")
 	t0 := l.started
 
-	l.answered(p, t0.Add(time.Second))
-	if at, _ := m.Returned(p); !at.IsZero() {
-		t.Fatalf("first heard from 1 s after the start (quiet %v): a return at %v", quiet, at)
+	first := t0.Add(time.Second)
+	l.answered(p, first)
+	if at, away := m.Returned(p); !at.Equal(first) || away != time.Second {
+		t.Fatalf("first heard from 1 s after the start: returned %v after %v, want %v after 1s", at, away, first)
 	}
 	l.answered(p, t0.Add(2*time.Second))
 	l.answered(p, t0.Add(3*time.Second))
-	if at, _ := m.Returned(p); !at.IsZero() {
-		t.Fatalf("pings answered every second: a return at %v", at)
+	l.answered(p, t0.Add(4500*time.Millisecond)) // late, within quiet
+	if at, _ := m.Returned(p); !at.Equal(first) {
+		t.Fatalf("pings answered every second, then 1.5 s late: a return at %v", at)
 	}
 	back := t0.Add(48 * time.Second)
 	l.answered(p, back)
 	at, away := m.Returned(p)
-	if !at.Equal(back) || away != 45*time.Second {
-		t.Fatalf("heard from again after 45 s of silence: returned %v after %v, want %v after 45s", at, away, back)
+	if !at.Equal(back) || away != 43500*time.Millisecond {
+		t.Fatalf("heard from again after 43.5 s of silence: returned %v after %v, want %v after 43.5s", at, away, back)
 	}
 	l.answered(p, back.Add(-time.Second)) // an older report changes nothing
 	if at2, _ := m.Returned(p); !at2.Equal(back) {
 		t.Fatalf("an older answer moved the return to %v", at2)
+	}
+
+	// Disconnected: back at its next connection, however soon.
+	l.disconnected(p)
+	again := back.Add(500 * time.Millisecond)
+	l.answered(p, again)
+	if at, away := m.Returned(p); !at.Equal(again) || away != 500*time.Millisecond {
+		t.Fatalf("reconnected 0.5 s after its connections closed: returned %v after %v, want %v after 0.5s", at, away, again)
+	}
+	l.answered(p, again.Add(time.Second))
+	if at, _ := m.Returned(p); !at.Equal(again) {
+		t.Fatalf("a ping on time after the reconnection: a return at %v", at)
 	}
 
 	q := peer.ID("late")
