@@ -199,7 +199,7 @@ func (s *Store) writeObject(kind ObjectKind, id cid.Cid, data []byte) error {
 	if s.remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteOpTimeout)
 		defer cancel()
-		if err := s.remote.Put(ctx, kind, id, data); err != nil {
+		if err := s.uploadOnce(ctx, kind, id, data); err != nil {
 			return fmt.Errorf("writing %s %s: %w", kind, id, err)
 		}
 		return nil

@@ -312,11 +312,7 @@ func (p *put) upload(ctx context.Context, pf pendingFile) {
 	if ctx.Err() != nil {
 		return
 	}
-	if err := p.s.awaitDelete(ctx, pf.id); err != nil {
-		p.fail(fmt.Errorf("writing chunk %s: %w", pf.id, err))
-		return
-	}
-	if err := p.s.remote.Put(ctx, ObjectChunk, pf.id, pf.data); err != nil {
+	if err := p.s.uploadChunk(ctx, pf.id, pf.data); err != nil {
 		p.fail(fmt.Errorf("writing chunk %s: %w", pf.id, err))
 		return
 	}

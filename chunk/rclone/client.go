@@ -77,15 +77,15 @@ func retry(ctx context.Context, op func(ctx context.Context, ep endpoint) error,
 		if err == nil {
 			actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 			err = op(actx, ep)
+			// Read before cancel, which sets actx.Err for every attempt:
+			// only an attempt that ran out of time had no answer.
+			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 			cancel()
-			if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			if err != nil && ctx.Err() == nil && timedOut {
 				err = fmt.Errorf("no answer in %v: %w", attemptTimeout, err)
 			}
 		}
 		if err == nil || !transient(err) || i == attempts-1 || time.Since(start) > retryFor {
-			break
-		}
-		if err == nil || !transient(err) || i == attempts-1 {
 			break
 		}
 		select {
