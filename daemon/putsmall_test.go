@@ -53,14 +53,7 @@ func TestSmallPutPlacesWhileStoring(t *testing.T) {
 	if res.Copies < 2 {
 		t.Fatalf("put returned with %d copies, copies_min 2", res.Copies)
 	}
-	// The uploader holds its own copy: it reads it back with no member.
-	out := filepath.Join(t.TempDir(), "back")
-	if _, err := ds[0].cl.Get(ctx, client.GetRequest{CID: res.CID, Path: out}, nil); err != nil {
-		t.Fatalf("reading the uploader's copy back: %v", err)
-	}
-	if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, data) {
-		t.Fatalf("the uploader's copy differs (%v)", err)
-	}
+	readsBack(t, ds[0], res.CID, data, "the uploader's copy")
 	w, err := ds[0].cl.Where(ctx, res.CID)
 	if err != nil {
 		t.Fatal(err)
@@ -68,14 +61,7 @@ func TestSmallPutPlacesWhileStoring(t *testing.T) {
 	if w.Copies < 2 {
 		t.Fatalf("where: %d copies after the put returned", w.Copies)
 	}
-	// The member's copy, read from it alone.
-	out1 := filepath.Join(t.TempDir(), "back1")
-	if _, err := ds[1].cl.Get(ctx, client.GetRequest{CID: res.CID, Path: out1}, nil); err != nil {
-		t.Fatalf("reading a member's copy: %v", err)
-	}
-	if b, err := os.ReadFile(out1); err != nil || !bytes.Equal(b, data) {
-		t.Fatalf("the member's copy differs (%v)", err)
-	}
+	readsBack(t, ds[1], res.CID, data, "the member's copy")
 
 	// The member at its limit cannot store its own copy: its put fails.
 	other := make([]byte, 200<<10)
@@ -92,5 +78,18 @@ func TestSmallPutPlacesWhileStoring(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "storage limit") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("put on a member at its limit: %q, want one line naming the storage limit", err)
+	}
+}
+
+// readsBack gets root through d (from its own store when it holds it) and
+// checks the bytes against want.
+func readsBack(t *testing.T, d *runningDaemon, root string, want []byte, what string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "back")
+	if _, err := d.cl.Get(context.Background(), client.GetRequest{CID: root, Path: out}, nil); err != nil {
+		t.Fatalf("reading %s: %v", what, err)
+	}
+	if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("%s differs (%v)", what, err)
 	}
 }
