@@ -618,7 +618,7 @@ func (s *Store) deleteFreedLocked(freed []cid.Cid) {
 	}
 }
 
-// upload is a chunk's upload in flight to the Backend.
+// upload is an object's upload in flight to the Backend (uploadOnce).
 type upload struct {
 	done chan struct{} // closed when it ended
 	err  error         // its outcome, set before done closes

@@ -87,12 +87,16 @@ func TestOffersAdoptInOrder(t *testing.T) {
 	if _, err := m2.Join(ctx, w1); err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() { _, _ = m2.Offer(ctx, w2) })
+	var err2 error
+	wg.Go(func() { _, err2 = m2.Offer(ctx, w2) })
 	<-storing // version 2 passed against version 1 and is being stored
 	if _, err := m2.Offer(ctx, w3); err != nil {
 		t.Fatalf("offering version 3: %v", err)
 	}
 	wg.Wait()
+	if err2 != nil {
+		t.Fatalf("offering version 2: %v", err2)
+	}
 	if got := m2.Current().Version; got != 3 {
 		t.Fatalf("versions 2 and 3 offered at once left version %d adopted, want 3", got)
 	}

@@ -64,8 +64,8 @@ type SeedProgress struct {
 // is the encoded manifest sent along, and data, when not nil, the whole
 // (small) content (docs/REPLICATION.md "Inline placement"). With start not
 // nil the responder waits for it after Ready; ready is called once either
-// way (with true at Ready, with false when the placement ends before). progress gets the
-// responder's bytes. A placement whose bytes and state have not moved for
+// way (with true at Ready, with false when the placement ends before).
+// progress gets the responder's bytes. A placement whose bytes and state have not moved for
 // r.stall (queuedStall times that while the responder is Queued; the wait
 // for start aside) is abandoned with ErrStalled.
 func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(bool), start <-chan struct{}, progress func(int64)) error {
