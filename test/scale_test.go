@@ -576,15 +576,22 @@ func rssMiB(t *testing.T, a *harness.Node) rss {
 		if len(f) < 2 {
 			continue
 		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		var dst *int64
 		switch f[0] {
 		case "VmRSS:":
-			r.total = kb >> 10
+			dst = &r.total
 		case "RssAnon:":
-			r.anon = kb >> 10
+			dst = &r.anon
 		case "RssFile:":
-			r.file = kb >> 10
+			dst = &r.file
+		default:
+			continue
 		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: reading %q of /proc/%d/status: %v", a.Name, line, a.Pid(), err)
+		}
+		*dst = kb >> 10
 	}
 	return r
 }
