@@ -246,25 +246,59 @@ func writeSynced(path string, data []byte, mu *sync.Mutex) error {
 // pinned) and fsyncs their folders, so that the index may record them. The
 // caller holds root (see Remove) until its index transaction commits.
 func (s *Store) persistManifest(root cid.Cid, enc []byte, pinned bool) error {
-	if err := s.writeObject(ObjectManifest, root, enc); err != nil {
+	return s.persistManifestWith(root, enc, pinned, nil)
+}
+
+// persistManifestWith is persistManifest that also fsyncs the folders of
+// dirs (a put's new chunk files) in the same round: the objects are written
+// side by side and every folder is synced side by side, so a small put
+// waits for two sync rounds here instead of one per file and folder
+// (docs/STORE.md "Writes").
+func (s *Store) persistManifestWith(root cid.Cid, enc []byte, pinned bool, dirs map[string]bool) error {
+	objDirs, err := s.writeManifestObjects(root, enc, pinned)
+	if err != nil {
 		return err
-	}
-	dirs := []string{filepath.Dir(objectPath(s.dir, ObjectManifest, root))}
-	if pinned {
-		if err := s.writeObject(ObjectPin, root, nil); err != nil {
-			return err
-		}
-		dirs = append(dirs, filepath.Dir(objectPath(s.dir, ObjectPin, root)))
 	}
 	if s.remote != nil {
 		return nil // the backend confirmed each write
 	}
-	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
-			return err
-		}
+	all := make(map[string]bool, len(dirs)+len(objDirs))
+	for d := range dirs {
+		all[d] = true
 	}
-	return nil
+	for _, d := range objDirs {
+		all[d] = true
+	}
+	return syncDirs(all)
+}
+
+// writeManifestObjects writes the manifest object and, when pinned, the pin
+// marker, side by side, each synced and renamed into place. It returns the
+// folders the caller must fsync before the index records them (none with a
+// Backend, which confirmed each write).
+func (s *Store) writeManifestObjects(root cid.Cid, enc []byte, pinned bool) (dirs []string, err error) {
+	kinds := []ObjectKind{ObjectManifest}
+	if pinned {
+		kinds = append(kinds, ObjectPin)
+	}
+	errs := make([]error, len(kinds))
+	var wg sync.WaitGroup
+	for i, kind := range kinds {
+		data := enc
+		if kind == ObjectPin {
+			data = nil
+		}
+		wg.Go(func() { errs[i] = s.writeObject(kind, root, data) })
+		dirs = append(dirs, filepath.Dir(objectPath(s.dir, kind, root)))
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if s.remote != nil {
+		return nil, nil
+	}
+	return dirs, nil
 }
 
 // unlinkManifest removes a manifest's object and pin marker unless a write

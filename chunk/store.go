@@ -368,6 +368,9 @@ func (s *Store) unlinkUnused(ids []cid.Cid) {
 // so that their journal commits are shared instead of queued one per
 // folder (docs/STORE.md "Writes", step 2).
 func syncDirs(dirs map[string]bool) error {
+	if len(dirs) == 0 {
+		return nil
+	}
 	if len(dirs) == 1 {
 		for d := range dirs {
 			return syncDir(d)
@@ -440,7 +443,7 @@ func (s *Store) PutManifest(ctx context.Context, m *Manifest) (cid.Cid, error) {
 	if err := ctx.Err(); err != nil {
 		return cid.Undef, fmt.Errorf("recording manifest %s: %w", root, err)
 	}
-	err = s.recordWithObject(root, enc, 0, func(tx *bolt.Tx, c *counters) error {
+	err = s.recordWithObject(root, enc, 0, nil, func(tx *bolt.Tx, c *counters) error {
 		return recordManifest(tx, c, root, m, enc, 0)
 	})
 	if err != nil {
@@ -461,16 +464,21 @@ func (s *Store) manifestFlags(root cid.Cid) (flags byte, ok bool, err error) {
 }
 
 // recordWithObject writes the manifest object (docs/STORE.md#objects)
-// unless the index already records the manifest with flags, then runs
+// unless the index already records the manifest with flags, fsyncs its
+// folder together with dirs (new chunk files' folders, or nil), then runs
 // record in an index transaction. It holds root throughout so that no
 // Remove unlinks the object in between; if the transaction fails, an object
 // it wrote that nothing records is unlinked.
-func (s *Store) recordWithObject(root cid.Cid, enc []byte, flags byte, record func(*bolt.Tx, *counters) error) error {
+func (s *Store) recordWithObject(root cid.Cid, enc []byte, flags byte, dirs map[string]bool, record func(*bolt.Tx, *counters) error) error {
 	k := root.KeyString()
 	s.hold(k)
 	old, ok, err := s.manifestFlags(root)
-	if err == nil && (!ok || old&flags != flags) {
-		err = s.persistManifest(root, enc, flags&flagPinned != 0)
+	switch {
+	case err != nil:
+	case !ok || old&flags != flags:
+		err = s.persistManifestWith(root, enc, flags&flagPinned != 0, dirs)
+	default:
+		err = syncDirs(dirs)
 	}
 	if err == nil {
 		err = s.update(record)

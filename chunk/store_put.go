@@ -75,9 +75,6 @@ func (s *Store) Put(ctx context.Context, r io.Reader, size int64, key string) (c
 	if err == nil {
 		enc, err = m.Encode()
 	}
-	if err == nil {
-		err = p.syncDirs()
-	}
 	root := cid.Undef
 	if err == nil {
 		root = ManifestCID(enc)
@@ -327,18 +324,15 @@ func discard(f *os.File) {
 	os.Remove(f.Name())
 }
 
-// syncDirs fsyncs the folders the new chunk files were renamed into, a few
-// at a time.
-func (p *put) syncDirs() error { return syncDirs(p.dirs) }
-
-// index writes the manifest object and pin marker, then records the new
-// chunks, the manifest and its references in one transaction.
+// index writes the manifest object and pin marker, fsyncs their folders
+// together with those the new chunk files were renamed into, then records
+// the new chunks, the manifest and its references in one transaction.
 func (p *put) index(root cid.Cid, m *Manifest, enc []byte) error {
 	sizes := make(map[string]int, len(m.Chunks))
 	for _, c := range m.Chunks {
 		sizes[c.CID.KeyString()] = int(c.Length)
 	}
-	return p.s.recordWithObject(root, enc, flagPinned, func(tx *bolt.Tx, c *counters) error {
+	return p.s.recordWithObject(root, enc, flagPinned, p.dirs, func(tx *bolt.Tx, c *counters) error {
 		for _, id := range p.written {
 			if err := addChunk(tx, c, id.Bytes(), sizes[id.KeyString()]); err != nil {
 				return err

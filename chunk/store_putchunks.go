@@ -24,7 +24,7 @@ type ChunkData struct {
 // is the outcome of items[i]: ErrCorrupt for bytes that do not match their
 // CID, ErrNoSpace when the batch does not fit, nil when stored or already held.
 func (s *Store) PutChunks(ctx context.Context, items []ChunkData) (errs []error) {
-	errs, _ = s.putChunks(ctx, items, nil)
+	errs, _ = s.putChunks(ctx, items, nil, nil)
 	return errs
 }
 
@@ -67,15 +67,15 @@ func (s *Store) PutContent(ctx context.Context, m *Manifest, items []ChunkData) 
 func (s *Store) putWithManifest(ctx context.Context, root cid.Cid, m *Manifest, enc []byte, items []ChunkData, need []cid.Cid) error {
 	k := root.KeyString()
 	s.hold(k)
-	var err error
-	if _, ok, ferr := s.manifestFlags(root); ferr != nil {
-		err = ferr
-	} else if !ok {
-		err = s.persistManifest(root, enc, false)
+	_, recorded, err := s.manifestFlags(root)
+	var object func() ([]string, error)
+	if !recorded {
+		// Written beside the chunk files, its folder synced with theirs.
+		object = func() ([]string, error) { return s.writeManifestObjects(root, enc, false) }
 	}
 	if err == nil {
 		var errs []error
-		errs, err = s.putChunks(ctx, items, func(tx *bolt.Tx, c *counters) error {
+		errs, err = s.putChunks(ctx, items, object, func(tx *bolt.Tx, c *counters) error {
 			for _, id := range need {
 				if _, ok := chunkSize(tx, id.Bytes()); !ok {
 					return fmt.Errorf("chunk %s: %w", id, ErrNotFound)
@@ -94,10 +94,12 @@ func (s *Store) putWithManifest(ctx context.Context, root cid.Cid, m *Manifest, 
 	return err
 }
 
-// putChunks is PutChunks; also, when not nil, it runs record in the
-// index transaction after the chunks are added (its error fails them all)
-// and returns that transaction's error.
-func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*bolt.Tx, *counters) error) (errs []error, txErr error) {
+// putChunks is PutChunks; also, when not nil, it runs object beside the
+// chunk files' writes (it writes other objects and returns their folders,
+// synced with the chunks' before the index records anything), and record
+// in the index transaction after the chunks are added. An error of either
+// fails every chunk of the batch and is returned as txErr.
+func (s *Store) putChunks(ctx context.Context, items []ChunkData, object func() ([]string, error), record func(*bolt.Tx, *counters) error) (errs []error, txErr error) {
 	errs = make([]error, len(items))
 	var todo []int
 	var total int64
@@ -136,7 +138,13 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 		return errs, nil
 	}
 	if len(todo) == 0 {
-		if record != nil {
+		if object != nil {
+			var dirs []string
+			if dirs, txErr = object(); txErr == nil {
+				txErr = syncDirs(setOf(dirs))
+			}
+		}
+		if record != nil && txErr == nil {
 			txErr = s.update(record)
 		}
 		return errs, txErr
@@ -159,9 +167,14 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 	for _, i := range todo {
 		wg.Go(func() { errs[i] = s.writeFile(ctx, items[i].CID, items[i].Data) })
 	}
+	var objDirs []string
+	var objErr error
+	if object != nil {
+		wg.Go(func() { objDirs, objErr = object() })
+	}
 	wg.Wait()
 	var written []int
-	dirs := map[string]bool{}
+	dirs := setOf(objDirs)
 	for _, i := range todo {
 		if errs[i] != nil {
 			s.unhold(items[i].CID.KeyString())
@@ -173,9 +186,13 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 		written = append(written, i)
 	}
 	if len(written) == 0 {
-		return errs, nil
+		return errs, objErr
 	}
-	if err = syncDirs(dirs); err == nil {
+	err = objErr
+	if err == nil {
+		err = syncDirs(dirs)
+	}
+	if err == nil {
 		err = s.update(func(tx *bolt.Tx, c *counters) error {
 			for _, i := range written {
 				if err := addChunk(tx, c, items[i].CID.Bytes(), len(items[i].Data)); err != nil {
@@ -187,8 +204,8 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 			}
 			return nil
 		})
-		txErr = err
 	}
+	txErr = err
 	s.unhold(held(written)...)
 	if err != nil {
 		ids := make([]cid.Cid, len(written))
@@ -199,4 +216,13 @@ func (s *Store) putChunks(ctx context.Context, items []ChunkData, record func(*b
 		fail(written, err)
 	}
 	return errs, txErr
+}
+
+// setOf is the set of the strings of list.
+func setOf(list []string) map[string]bool {
+	set := make(map[string]bool, len(list))
+	for _, v := range list {
+		set[v] = true
+	}
+	return set
 }

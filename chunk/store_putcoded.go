@@ -35,7 +35,7 @@ func (s *Store) PutCoded(ctx context.Context, r io.Reader, size int64, key strin
 		return cid.Undef, nil, fmt.Errorf("storing coded content: %w", err)
 	}
 	root := ManifestCID(enc)
-	err = s.recordWithObject(root, enc, flagPinned, func(tx *bolt.Tx, c *counters) error {
+	err = s.recordWithObject(root, enc, flagPinned, nil, func(tx *bolt.Tx, c *counters) error {
 		return recordManifest(tx, c, root, man, enc, flagPinned)
 	})
 	if err != nil {
