@@ -237,3 +237,37 @@ func BenchmarkStorePutChunks(b *testing.B) {
 		os.RemoveAll(dir)
 	}
 }
+
+// BenchmarkFetchIntoOneSource is a client member's get from one source:
+// FetchInto an output file, fsynced at the end, nothing stored (the path
+// of BenchmarkGetOneSource in test/, in one process). Compare with
+// BenchmarkStreamCopy in the same run.
+func BenchmarkFetchIntoOneSource(b *testing.B) {
+	size := benchSize(b)
+	n := newNodes(b, 2, nodeConfig{params: chunk.DefaultParams})
+	g, src := n[0], n[1]
+	root, _, err := src.st.Put(context.Background(), benchContent(size), size, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	syscall.Sync()
+	g.connect(b, src)
+	b.SetBytes(size)
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		_, el := fetchInto(b, g, func(x *Exchange) (FetchProgress, error) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "out"))
+			if err != nil {
+				return FetchProgress{}, err
+			}
+			defer f.Close()
+			if _, err := x.FetchInto(context.Background(), root, f, nil); err != nil {
+				return FetchProgress{}, err
+			}
+			return FetchProgress{}, f.Sync()
+		})
+		total += el
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/total.Seconds()/(1<<20), "MiB/s")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,7 +52,13 @@ func (x *Exchange) FetchInto(ctx context.Context, root cid.Cid, w io.WriterAt, p
 		k := r.CID.KeyString()
 		offsets[k] = append(offsets[k], r.Offset)
 	}
+	// One write at a time: the store workers verify side by side, but
+	// parallel writes into one file contend in the kernel and cost ~1.7 ×
+	// the CPU of the same writes in turn (docs/PERFORMANCE.md).
+	var wmu sync.Mutex
 	sink := func(id cid.Cid, data []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
 		for _, off := range offsets[id.KeyString()] {
 			if _, err := w.WriteAt(data, off); err != nil {
 				return fmt.Errorf("writing chunk %s at %d: %w", id, off, err)
