@@ -352,9 +352,9 @@ func statusFor(err error) int {
 	return http.StatusInternalServerError
 }
 
-// handleRemove removes a content from the swarm. It first asks the members
-// which of them hold it (the replicator's Where), so that the answer can say
-// when no member had it at all.
+// handleRemove removes a content from the swarm. Unless asked not to, it
+// first asks the members which of them hold it (the replicator's Where), so
+// that the answer can say when no member had it at all.
 func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
 	var req client.RemoveRequest
 	if !readJSON(w, r, &req) {
@@ -369,14 +369,24 @@ func (d *Daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
 	// A re-coded root is held as its successor: count those holders
 	// (Remove removes the whole chain), of shard sets for a coded one.
 	held := d.repl.Resolve(root)
-	if ch, coded, err := d.repl.WhereCoded(r.Context(), held); err == nil && coded {
-		out.Surveyed, out.Holders, out.Unreachable = true, len(ch.Sets), ch.Unreachable
-	} else if h, err := d.repl.Where(r.Context(), held); err == nil {
-		out.Surveyed, out.Holders, out.Unreachable = true, len(h.Holders), h.Unreachable
+	if !req.NoSurvey {
+		out.Surveyed, out.Holders, out.Unreachable = d.countHolders(r.Context(), held)
 	}
 	if err := d.repl.Remove(r.Context(), root); err != nil {
 		writeError(w, statusFor(err), fmt.Errorf("rm: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// countHolders asks the members how many hold root (shard sets for a coded
+// content); ok is false when they could not be asked.
+func (d *Daemon) countHolders(ctx context.Context, root cid.Cid) (ok bool, holders, unreachable int) {
+	if ch, coded, err := d.repl.WhereCoded(ctx, root); err == nil && coded {
+		return true, len(ch.Sets), ch.Unreachable
+	}
+	if h, err := d.repl.Where(ctx, root); err == nil {
+		return true, len(h.Holders), h.Unreachable
+	}
+	return false, 0, 0
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annex-swarm/annex-swarm/daemon/client"
 	"github.com/annex-swarm/annex-swarm/test/harness"
 )
 
@@ -86,6 +87,21 @@ func TestRmSaysWhatItRemoved(t *testing.T) {
 	held := harness.LastLine(c.Nodes[0].MustCLI("put", src))
 	if out := c.Nodes[0].MustCLI("rm", held); !strings.Contains(out, "removed "+held+" from 2 members") {
 		t.Fatalf("rm of a content held by both members: %s", out)
+	}
+	// The git-annex remote's REMOVE asks for no survey: nothing counted,
+	// the content still gone from every member when the answer comes.
+	src = filepath.Join(dir, "quiet")
+	writeRandomFile(t, src, 100<<10, 8)
+	quiet := harness.LastLine(c.Nodes[0].MustCLI("put", src))
+	ctx := context.Background()
+	res, err := c.Nodes[0].Client().RemoveWith(ctx, client.RemoveRequest{CID: quiet, NoSurvey: true})
+	if err != nil || res.Surveyed || res.Holders != 0 {
+		t.Fatalf("rm without a survey: %+v, %v", res, err)
+	}
+	for i, n := range c.Nodes {
+		if w, err := n.Client().Where(ctx, quiet); err != nil || w.Copies != 0 {
+			t.Fatalf("member %d's where after the rm without a survey: %+v, %v", i, w, err)
+		}
 	}
 }
 

@@ -65,6 +65,10 @@ type ShardHolder struct {
 // RemoveRequest asks for the removal of a content from every member.
 type RemoveRequest struct {
 	CID string `json:"cid"`
+	// NoSurvey skips asking the members who holds the content before
+	// removing it (the result then has Surveyed false): a survey round
+	// trip less, for a caller that does not report the holders.
+	NoSurvey bool `json:"no_survey,omitempty"`
 }
 
 // RemoveResult is the outcome of a removal.
@@ -126,8 +130,14 @@ func (c *Client) WhereCached(ctx context.Context, cid string) (WhereResult, erro
 	return r, c.call(ctx, http.MethodPost, "/v1/where", WhereRequest{CID: cid, Cached: true}, &r)
 }
 
-// Remove removes cid from every member of the swarm.
+// Remove removes cid from every member of the swarm, saying how many held
+// it.
 func (c *Client) Remove(ctx context.Context, cid string) (RemoveResult, error) {
+	return c.RemoveWith(ctx, RemoveRequest{CID: cid})
+}
+
+// RemoveWith is Remove with the request's options.
+func (c *Client) RemoveWith(ctx context.Context, req RemoveRequest) (RemoveResult, error) {
 	var r RemoveResult
-	return r, c.call(ctx, http.MethodPost, "/v1/rm", RemoveRequest{CID: cid}, &r)
+	return r, c.call(ctx, http.MethodPost, "/v1/rm", req, &r)
 }

@@ -24,7 +24,7 @@ type Daemon interface {
 	Get(ctx context.Context, req client.GetRequest, progress func(client.Progress)) (client.GetResult, error)
 	Where(ctx context.Context, cid string) (client.WhereResult, error)
 	WhereCached(ctx context.Context, cid string) (client.WhereResult, error)
-	Remove(ctx context.Context, cid string) (client.RemoveResult, error)
+	RemoveWith(ctx context.Context, req client.RemoveRequest) (client.RemoveResult, error)
 }
 
 // Configs are the settings the remote takes at initremote/enableremote.
@@ -170,7 +170,8 @@ func (b *Backend) Remove(ctx context.Context, key string) error {
 	if root == "" {
 		return nil
 	}
-	if _, err := b.daemon().Remove(ctx, root); err != nil {
+	// git-annex needs no count of the holders: no survey first.
+	if _, err := b.daemon().RemoveWith(ctx, client.RemoveRequest{CID: root, NoSurvey: true}); err != nil {
 		return err
 	}
 	return annexremote.SetState(ctx, key, "")
