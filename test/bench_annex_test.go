@@ -80,7 +80,8 @@ func BenchmarkGitAnnexCopyGet(b *testing.B) {
 // copies_min 2) and, in the same run, against a directory special remote:
 // the per-request overhead of the swarm. Both run with --debug, whose
 // timestamped protocol lines give the swarm remote's latency per request
-// type (reported as <type>_median_ms and _p90_ms).
+// type (reported as <type>_median_ms and _p90_ms). ANNEX_SWARM_BENCH_LOG=FILE
+// keeps the swarm run's --debug output in FILE.
 func BenchmarkGitAnnexTestremote(b *testing.B) {
 	requireGitAnnex(b)
 	var swarmTR, dirTR time.Duration
@@ -100,6 +101,12 @@ func BenchmarkGitAnnexTestremote(b *testing.B) {
 		start = time.Now()
 		out := r.run("git", "annex", "testremote", "--debug", "swarm")
 		swarmTR += time.Since(start)
+		if f := os.Getenv("ANNEX_SWARM_BENCH_LOG"); f != "" {
+			// The whole --debug output, for reading where the time goes.
+			if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		for k, v := range requestLatencies(out) {
 			lat[k] = append(lat[k], v...)
 		}
