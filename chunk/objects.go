@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	cid "github.com/ipfs/go-cid"
+
+	"github.com/annex-swarm/annex-swarm/internal/directio"
 )
 
 // This file implements the stored objects of docs/STORE.md#objects: chunk
@@ -220,7 +222,7 @@ func writeSynced(path string, data []byte, mu *sync.Mutex) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = writeData(f, data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -238,6 +240,28 @@ func writeSynced(path string, data []byte, mu *sync.Mutex) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+	}
+	return err
+}
+
+// directMin is the size from which a file's bytes are written around the
+// page cache (internal/directio): at the default parameters, every chunk
+// but a content's last (DefaultParams.Min is 256 KiB). A
+// small file is cheaper through the cache, and its reader finds it there.
+const directMin = 256 << 10
+
+// writeData writes data at the start of the new, empty file f: directly
+// when it is directMin bytes or more and the filesystem allows it. The
+// caller fsyncs f as for any write.
+func writeData(f *os.File, data []byte) error {
+	if len(data) < directMin {
+		_, err := f.Write(data)
+		return err
+	}
+	w := directio.Open(f)
+	_, err := w.WriteAt(data, 0)
+	if ferr := w.Finish(); err == nil {
+		err = ferr
 	}
 	return err
 }

@@ -256,7 +256,7 @@ func (p *put) writeChunk(ctx context.Context, c queuedChunk, files chan<- pendin
 	if err != nil {
 		return fmt.Errorf("writing chunk %s: %w", c.ref.CID, err)
 	}
-	if _, err := f.Write(c.buf); err != nil {
+	if err := writeData(f, c.buf); err != nil {
 		discard(f)
 		return fmt.Errorf("writing chunk %s: %w", c.ref.CID, err)
 	}
