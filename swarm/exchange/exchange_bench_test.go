@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/annex-swarm/annex-swarm/chunk"
+	"github.com/annex-swarm/annex-swarm/internal/directio"
 )
 
 // Benchmarks of docs/PERFORMANCE-exchange.md. The content size is
@@ -239,8 +240,9 @@ func BenchmarkStorePutChunks(b *testing.B) {
 }
 
 // BenchmarkFetchIntoOneSource is a client member's get from one source:
-// FetchInto an output file, fsynced at the end, nothing stored (the path
-// of BenchmarkGetOneSource in test/, in one process). Compare with
+// FetchInto an output file written around the page cache and fsynced at
+// the end, nothing stored (the path of BenchmarkGetOneSource in test/, in
+// one process). Compare with
 // BenchmarkStreamCopy in the same run.
 func BenchmarkFetchIntoOneSource(b *testing.B) {
 	size := benchSize(b)
@@ -262,7 +264,12 @@ func BenchmarkFetchIntoOneSource(b *testing.B) {
 				return FetchProgress{}, err
 			}
 			defer f.Close()
-			if _, err := x.FetchInto(context.Background(), root, f, nil); err != nil {
+			w := directio.Open(f) // as the daemon's durable get writes
+			_, err = x.FetchInto(context.Background(), root, w, nil)
+			if ferr := w.Finish(); err == nil {
+				err = ferr
+			}
+			if err != nil {
 				return FetchProgress{}, err
 			}
 			return FetchProgress{}, f.Sync()
