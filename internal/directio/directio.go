@@ -100,14 +100,18 @@ func (w *Writer) writeAt(p []byte, off int64) error {
 	a := (off + Block - 1) / Block * Block
 	b := end / Block * Block
 	if a < b {
-		n := int(b - a)
-		if cap(w.stage) < n {
-			w.stage = getStage(n)
+		if w.stage == nil {
+			w.stage = stages.Get().([]byte)
 		}
-		s := w.stage[:n]
-		copy(s, p[a-off:b-off])
-		if _, err := w.direct.WriteAt(s, a); err != nil {
-			return fmt.Errorf("writing %d bytes at %d: %w", n, a, err)
+		// Through the staging buffer, stageSize bytes at a time.
+		for at := a; at < b; {
+			n := int(min(b-at, stageSize))
+			s := w.stage[:n]
+			copy(s, p[at-off:])
+			if _, err := w.direct.WriteAt(s, at); err != nil {
+				return fmt.Errorf("writing %d bytes at %d: %w", n, at, err)
+			}
+			at += int64(n)
 		}
 	} else {
 		a, b = end, end // no whole block: all of p is in partial blocks
@@ -185,8 +189,10 @@ func (w *Writer) Finish() error {
 		}
 	}
 	w.partial = nil
-	putStage(w.stage)
-	w.stage = nil
+	if w.stage != nil {
+		stages.Put(w.stage)
+		w.stage = nil
+	}
 	if cerr := w.direct.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing the direct descriptor: %w", cerr)
 	}
@@ -195,25 +201,12 @@ func (w *Writer) Finish() error {
 }
 
 // stages keeps staging buffers between Writers (a store writes one file
-// per chunk): each is aligned, of stageSize bytes.
+// per chunk): each aligned, of stageSize bytes, so that a Writer holds at
+// most stageSize bytes whatever it writes.
 var stages = sync.Pool{New: func() any { return Aligned(stageSize) }}
 
-// stageSize covers the largest chunk (chunk.MaxChunkSize is 4 MiB); a
-// larger write gets a buffer of its own.
-const stageSize = 4 << 20
-
-func getStage(n int) []byte {
-	if n > stageSize {
-		return Aligned(n)
-	}
-	return stages.Get().([]byte)
-}
-
-func putStage(b []byte) {
-	if cap(b) == stageSize {
-		stages.Put(b[:stageSize])
-	}
-}
+// stageSize is the most one direct write sends.
+const stageSize = 1 << 20
 
 func (bl *block) has(i int) bool { return bl.filled[i/64]&(1<<(i%64)) != 0 }
 

@@ -9,13 +9,17 @@ import (
 )
 
 // pieces cuts size bytes into pieces of random lengths (some under a
-// block, some over several), as a fetch's chunks are cut.
+// block, some over several, a few over the staging buffer), as a fetch's
+// chunks are cut.
 func pieces(r *rand.Rand, size int) [][2]int {
 	var out [][2]int
 	for off := 0; off < size; {
 		n := 1 + r.IntN(3*Block)
-		if r.IntN(4) == 0 {
+		switch r.IntN(8) {
+		case 0, 1:
 			n = 1 + r.IntN(Block/2)
+		case 2:
+			n = 1 + r.IntN(3*stageSize)
 		}
 		n = min(n, size-off)
 		out = append(out, [2]int{off, off + n})
@@ -66,7 +70,7 @@ func writeShuffled(t *testing.T, dir string, want []byte, seed uint64) ([]byte, 
 func TestWriterOutOfOrder(t *testing.T) {
 	dir := t.TempDir()
 	sawDirect := false
-	for i, size := range []int{0, 1, Block - 1, Block, Block + 1, 3*Block + 17, 1 << 20, 1<<20 + 4095, 5<<20 + 123} {
+	for i, size := range []int{0, 1, Block - 1, Block, Block + 1, 3*Block + 17, 1 << 20, 1<<20 + 4095, 5<<20 + 123, 9<<20 + 4097} {
 		want := make([]byte, size)
 		r := rand.New(rand.NewPCG(uint64(i), 2))
 		for j := range want {
