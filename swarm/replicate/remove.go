@@ -132,18 +132,26 @@ func (r *Replicator) Remove(ctx context.Context, root cid.Cid) error {
 	if len(recs) == 0 {
 		return nil // newer records of the chain are held already
 	}
-	if err := r.persist(recs); err != nil {
-		return fmt.Errorf("removing %s: %w", root, err)
-	}
-	// The local copies go while the members get the records.
-	var drop sync.WaitGroup
-	drop.Go(func() {
+	// The members get the records while they are made durable here and
+	// the local copies go (after that: a crash in between leaves the
+	// copies and no record, never a removal this member forgot). A record
+	// a member got that this member lost to a crash comes back to it from
+	// the member.
+	var local sync.WaitGroup
+	var err error
+	local.Go(func() {
+		if err = r.persist(recs); err != nil {
+			return
+		}
 		for _, c := range roots {
 			r.dropRemoved(ctx, c)
 		}
 	})
 	r.spreadRemovals(ctx, pl)
-	drop.Wait()
+	local.Wait()
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", root, err)
+	}
 	return nil
 }
 
@@ -156,13 +164,17 @@ func (r *Replicator) restore(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.accept(ctx, rec); err != nil {
-		return err
+	if !r.tombs.put(rec) {
+		return nil
 	}
+	// Made durable here while the members get it, as in Remove.
+	var local sync.WaitGroup
+	local.Go(func() { err = r.persist([]*proto.Removal{rec}) })
 	if pl, ok := r.currentPolicy(); ok {
 		r.spreadRemovals(ctx, pl)
 	}
-	return nil
+	local.Wait()
+	return err
 }
 
 // spreadRemovals hands every connected member the records it was not sent.
