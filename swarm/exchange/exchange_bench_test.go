@@ -67,6 +67,12 @@ func fetchInto(b *testing.B, g *node, run func(x *Exchange) (FetchProgress, erro
 }
 
 func BenchmarkFetchOneSource(b *testing.B) {
+	benchOneSource(b, func(x *Exchange, root cid.Cid) error { return x.Fetch(context.Background(), root, nil) })
+}
+
+// benchOneSource times fetch, b.N times, of a content held by one source,
+// each into a fresh store on the getter.
+func benchOneSource(b *testing.B, fetch func(x *Exchange, root cid.Cid) error) {
 	size := benchSize(b)
 	n := newNodes(b, 2, nodeConfig{params: chunk.DefaultParams})
 	g, src := n[0], n[1]
@@ -83,7 +89,7 @@ func BenchmarkFetchOneSource(b *testing.B) {
 	var total time.Duration
 	for range b.N {
 		_, el := fetchInto(b, g, func(x *Exchange) (FetchProgress, error) {
-			return FetchProgress{}, x.Fetch(context.Background(), root, nil)
+			return FetchProgress{}, fetch(x, root)
 		})
 		total += el
 	}
@@ -242,39 +248,22 @@ func BenchmarkStorePutChunks(b *testing.B) {
 // BenchmarkFetchIntoOneSource is a client member's get from one source:
 // FetchInto an output file written around the page cache and fsynced at
 // the end, nothing stored (the path of BenchmarkGetOneSource in test/, in
-// one process). Compare with
-// BenchmarkStreamCopy in the same run.
+// one process). Compare with BenchmarkStreamCopy in the same run.
 func BenchmarkFetchIntoOneSource(b *testing.B) {
-	size := benchSize(b)
-	n := newNodes(b, 2, nodeConfig{params: chunk.DefaultParams})
-	g, src := n[0], n[1]
-	root, _, err := src.st.Put(context.Background(), benchContent(size), size, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	syscall.Sync()
-	g.connect(b, src)
-	b.SetBytes(size)
-	b.ResetTimer()
-	var total time.Duration
-	for range b.N {
-		_, el := fetchInto(b, g, func(x *Exchange) (FetchProgress, error) {
-			f, err := os.Create(filepath.Join(b.TempDir(), "out"))
-			if err != nil {
-				return FetchProgress{}, err
-			}
-			defer f.Close()
-			w := directio.Open(f) // as the daemon's durable get writes
-			_, err = x.FetchInto(context.Background(), root, w, nil)
-			if ferr := w.Finish(); err == nil {
-				err = ferr
-			}
-			if err != nil {
-				return FetchProgress{}, err
-			}
-			return FetchProgress{}, f.Sync()
-		})
-		total += el
-	}
-	b.ReportMetric(float64(size)*float64(b.N)/total.Seconds()/(1<<20), "MiB/s")
+	benchOneSource(b, func(x *Exchange, root cid.Cid) error {
+		f, err := os.Create(filepath.Join(b.TempDir(), "out"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w := directio.Open(f) // as the daemon's durable get writes
+		_, err = x.FetchInto(context.Background(), root, w, nil)
+		if ferr := w.Finish(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return err
+		}
+		return f.Sync()
+	})
 }
