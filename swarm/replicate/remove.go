@@ -132,27 +132,33 @@ func (r *Replicator) Remove(ctx context.Context, root cid.Cid) error {
 	if len(recs) == 0 {
 		return nil // newer records of the chain are held already
 	}
-	// The members get the records while they are made durable here and
-	// the local copies go (after that: a crash in between leaves the
-	// copies and no record, never a removal this member forgot). A record
-	// a member got that this member lost to a crash comes back to it from
-	// the member.
-	var local sync.WaitGroup
-	var err error
-	local.Go(func() {
-		if err = r.persist(recs); err != nil {
-			return
-		}
+	err := r.keepAndSpread(ctx, pl, recs, func() {
 		for _, c := range roots {
 			r.dropRemoved(ctx, c)
 		}
 	})
-	r.spreadRemovals(ctx, pl)
-	local.Wait()
 	if err != nil {
 		return fmt.Errorf("removing %s: %w", root, err)
 	}
 	return nil
+}
+
+// keepAndSpread makes recs (already in tombs) durable here while the
+// connected members of pl get them, and then, once they are durable, runs
+// applied (nil: nothing to apply). A crash in between leaves the records'
+// effects undone and no record, never an effect this member forgot; a
+// record a member got that this member lost comes back from the member.
+func (r *Replicator) keepAndSpread(ctx context.Context, pl policy, recs []*proto.Removal, applied func()) error {
+	var local sync.WaitGroup
+	var err error
+	local.Go(func() {
+		if err = r.persist(recs); err == nil && applied != nil {
+			applied()
+		}
+	})
+	r.spreadRemovals(ctx, pl)
+	local.Wait()
+	return err
 }
 
 // restore cancels an earlier removal of root (a new put of it).
@@ -167,14 +173,11 @@ func (r *Replicator) restore(ctx context.Context, root cid.Cid) error {
 	if !r.tombs.put(rec) {
 		return nil
 	}
-	// Made durable here while the members get it, as in Remove.
-	var local sync.WaitGroup
-	local.Go(func() { err = r.persist([]*proto.Removal{rec}) })
-	if pl, ok := r.currentPolicy(); ok {
-		r.spreadRemovals(ctx, pl)
+	pl, ok := r.currentPolicy()
+	if !ok {
+		return r.persist([]*proto.Removal{rec})
 	}
-	local.Wait()
-	return err
+	return r.keepAndSpread(ctx, pl, []*proto.Removal{rec}, nil)
 }
 
 // spreadRemovals hands every connected member the records it was not sent.
