@@ -283,14 +283,8 @@ func (s *Store) persistManifestWith(root cid.Cid, enc []byte, pinned bool, dirs 
 	if err != nil {
 		return err
 	}
-	if s.remote != nil {
-		return nil // the backend confirmed each write
-	}
-	all := make(map[string]bool, len(dirs)+len(objDirs))
+	all := setOf(objDirs) // none with a Backend
 	for d := range dirs {
-		all[d] = true
-	}
-	for _, d := range objDirs {
 		all[d] = true
 	}
 	return syncDirs(all)
