@@ -1,6 +1,7 @@
 package directio
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,9 +37,7 @@ func benchWrite(b *testing.B, direct bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var w interface {
-			WriteAt([]byte, int64) (int, error)
-		} = f
+		var w io.WriterAt = f
 		var dw *Writer
 		if direct {
 			if dw = Open(f); !dw.Direct() {
