@@ -1,7 +1,9 @@
 package replicate
 
 import (
+	"container/heap"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -23,14 +25,34 @@ import (
 const MaxRemovals = 4096
 
 // removals holds the newest record of each root and what was sent to whom.
+// Its costs grow with what changed, not with the records held (at most
+// MaxRemovals): every kept record gets the next sequence number, a member's
+// progress is the number up to which it was sent everything, and the
+// records to evict are kept in a heap.
 type removals struct {
-	mu   sync.Mutex
-	recs map[string]*proto.Removal
-	sent map[peer.ID]map[string]int64 // peer → root → time of the record it has
+	mu      sync.Mutex
+	recs    map[string]tomb
+	seq     uint64             // the sequence number of the last record kept
+	changes []change           // every record kept, in sequence order; stale ones skipped
+	victims victimHeap         // eviction order; stale ones skipped
+	sent    map[peer.ID]uint64 // peer → it was sent every record up to this number
+}
+
+// tomb is a record held and when it was kept.
+type tomb struct {
+	rec *proto.Removal
+	seq uint64
+}
+
+// change is a record kept at seq; it is stale once its root's record is
+// newer or gone.
+type change struct {
+	key string
+	seq uint64
 }
 
 func newRemovals() *removals {
-	return &removals{recs: map[string]*proto.Removal{}, sent: map[peer.ID]map[string]int64{}}
+	return &removals{recs: map[string]tomb{}, sent: map[peer.ID]uint64{}}
 }
 
 func (t *removals) len() int {
@@ -38,7 +60,7 @@ func (t *removals) len() int {
 	defer t.mu.Unlock()
 	n := 0
 	for _, r := range t.recs {
-		if !r.Restore {
+		if !r.rec.Restore {
 			n++
 		}
 	}
@@ -49,8 +71,8 @@ func (t *removals) len() int {
 func (t *removals) removed(root cid.Cid) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := t.recs[root.KeyString()]
-	return r != nil && !r.Restore
+	r, ok := t.recs[root.KeyString()]
+	return ok && !r.rec.Restore
 }
 
 // successor returns the successor of root when its newest record is a
@@ -58,67 +80,113 @@ func (t *removals) removed(root cid.Cid) bool {
 func (t *removals) successor(root cid.Cid) (cid.Cid, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := t.recs[root.KeyString()]
-	if r == nil || r.Restore || !r.Successor.Defined() {
+	r, ok := t.recs[root.KeyString()]
+	if !ok || r.rec.Restore || !r.rec.Successor.Defined() {
 		return cid.Undef, false
 	}
-	return r.Successor, true
+	return r.rec.Successor, true
 }
 
 // put keeps rec if it is newer than the record held for its root, and
-// reports whether it did.
+// reports whether it did. Past MaxRemovals the oldest Restore record goes,
+// then the oldest removal.
 func (t *removals) put(rec *proto.Removal) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := rec.Root.KeyString()
-	if old := t.recs[k]; old != nil && old.Time >= rec.Time {
+	if old, ok := t.recs[k]; ok && old.rec.Time >= rec.Time {
 		return false
 	}
-	t.recs[k] = rec
-	if len(t.recs) > MaxRemovals {
-		all := make([]*proto.Removal, 0, len(t.recs))
-		for _, r := range t.recs {
-			all = append(all, r)
-		}
-		slices.SortFunc(all, func(a, b *proto.Removal) int {
-			if a.Restore != b.Restore {
-				if a.Restore {
-					return -1
-				}
-				return 1
-			}
-			return int(min(max(a.Time-b.Time, -1), 1))
-		})
-		for _, r := range all[:len(all)-MaxRemovals] {
-			delete(t.recs, r.Root.KeyString())
+	t.seq++
+	t.recs[k] = tomb{rec: rec, seq: t.seq}
+	t.changes = append(t.changes, change{key: k, seq: t.seq})
+	heap.Push(&t.victims, victim{key: k, seq: t.seq, restore: rec.Restore, time: rec.Time})
+	for len(t.recs) > MaxRemovals && t.victims.Len() > 0 {
+		v := heap.Pop(&t.victims).(victim)
+		if cur, ok := t.recs[v.key]; ok && cur.seq == v.seq {
+			delete(t.recs, v.key)
 		}
 	}
+	t.compact()
 	return true
 }
 
-// unsent returns the records p has not been sent.
-func (t *removals) unsent(p peer.ID) []*proto.Removal {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []*proto.Removal
-	for k, r := range t.recs {
-		if t.sent[p][k] != r.Time {
-			out = append(out, r)
+// compact drops the stale entries of changes and victims once they are
+// more than twice the records held (so each put costs O(log n) amortized).
+func (t *removals) compact() {
+	limit := 2*len(t.recs) + 64
+	if len(t.changes) > limit {
+		live := t.changes[:0]
+		for _, c := range t.changes {
+			if cur, ok := t.recs[c.key]; ok && cur.seq == c.seq {
+				live = append(live, c)
+			}
 		}
+		t.changes = live
 	}
-	return out
+	if len(t.victims) > limit {
+		live := t.victims[:0]
+		for _, v := range t.victims {
+			if cur, ok := t.recs[v.key]; ok && cur.seq == v.seq {
+				live = append(live, v)
+			}
+		}
+		t.victims = live
+		heap.Init(&t.victims)
+	}
 }
 
-// markSent records that p has recs.
-func (t *removals) markSent(p peer.ID, recs []*proto.Removal) {
+// unsent returns the records p has not been sent, and the sequence number
+// to pass to markSent once p has them.
+func (t *removals) unsent(p peer.ID) ([]*proto.Removal, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.sent[p] == nil {
-		t.sent[p] = map[string]int64{}
+	from := t.sent[p]
+	i := sort.Search(len(t.changes), func(i int) bool { return t.changes[i].seq > from })
+	var out []*proto.Removal
+	for _, c := range t.changes[i:] {
+		if cur, ok := t.recs[c.key]; ok && cur.seq == c.seq {
+			out = append(out, cur.rec)
+		}
 	}
-	for _, r := range recs {
-		t.sent[p][r.Root.KeyString()] = r.Time
+	return out, t.seq
+}
+
+// markSent records that p has every record up to upto (from unsent).
+func (t *removals) markSent(p peer.ID, upto uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if upto > t.sent[p] {
+		t.sent[p] = upto
 	}
+}
+
+// victim is an entry of the eviction heap.
+type victim struct {
+	key     string
+	seq     uint64
+	restore bool
+	time    int64
+}
+
+// victimHeap orders records for eviction: Restore records before
+// removals, older before newer.
+type victimHeap []victim
+
+func (h victimHeap) Len() int { return len(h) }
+func (h victimHeap) Less(i, j int) bool {
+	if h[i].restore != h[j].restore {
+		return h[i].restore
+	}
+	return h[i].time < h[j].time
+}
+func (h victimHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *victimHeap) Push(x any)   { *h = append(*h, x.(victim)) }
+func (h *victimHeap) Pop() any {
+	old := *h
+	v := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return v
 }
 
 // all returns the records held, oldest first.
@@ -126,7 +194,7 @@ func (t *removals) all() []*proto.Removal {
 	t.mu.Lock()
 	all := make([]*proto.Removal, 0, len(t.recs))
 	for _, r := range t.recs {
-		all = append(all, r)
+		all = append(all, r.rec)
 	}
 	t.mu.Unlock()
 	slices.SortFunc(all, func(a, b *proto.Removal) int { return int(min(max(a.Time-b.Time, -1), 1)) })

@@ -188,7 +188,7 @@ func (r *Replicator) spreadRemovals(ctx context.Context, pl policy) {
 		if p == pl.self || !r.connected(p) {
 			continue
 		}
-		recs := r.tombs.unsent(p)
+		recs, upto := r.tombs.unsent(p)
 		if len(recs) == 0 {
 			continue
 		}
@@ -197,7 +197,7 @@ func (r *Replicator) spreadRemovals(ctx context.Context, pl policy) {
 				r.log.Debug("sending removal records", "peer", p, "err", err)
 				return
 			}
-			r.tombs.markSent(p, recs)
+			r.tombs.markSent(p, upto)
 		})
 	}
 	wg.Wait()

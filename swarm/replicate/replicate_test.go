@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -446,5 +447,93 @@ func TestCheckSuccessor(t *testing.T) {
 	}
 	if exact, err := CheckSuccessor(n, nil, rep); err != nil || exact {
 		t.Fatalf("back to replicated without the old manifest: exact %v, err %v", exact, err)
+	}
+}
+
+// TestRemovalsUnsentSinceMarked: a member is sent only the records kept or
+// replaced since what it last got, a newer record of a root it has is sent
+// again, a member never sent gets every record held, and evicted records are
+// not sent.
+func TestRemovalsUnsentSinceMarked(t *testing.T) {
+	id, k := testPeer(t)
+	a, _ := testPeer(t)
+	b, _ := testPeer(t)
+	tb := newRemovals()
+	roots := make([]cid.Cid, 5)
+	for i := range roots {
+		roots[i] = testRoot(t, fmt.Sprint("u", i))
+		tb.put(signedRemoval(t, k, id, roots[i], int64(10+i), false))
+	}
+	got, upto := tb.unsent(a)
+	if len(got) != 5 {
+		t.Fatalf("a member never sent: %d records, want 5", len(got))
+	}
+	// A record kept after unsent and before markSent is still unsent.
+	tb.put(signedRemoval(t, k, id, roots[0], 20, true))
+	tb.markSent(a, upto)
+	got, upto = tb.unsent(a)
+	if len(got) != 1 || !got[0].Root.Equals(roots[0]) || !got[0].Restore {
+		t.Fatalf("after markSent: %v, want the restore of root 0", got)
+	}
+	tb.markSent(a, upto)
+	if got, _ := tb.unsent(a); len(got) != 0 {
+		t.Fatalf("all sent: %d records unsent", len(got))
+	}
+	// An older markSent (a slower send finishing late) does not go back.
+	tb.markSent(a, 1)
+	if got, _ := tb.unsent(a); len(got) != 0 {
+		t.Fatalf("a late markSent made %d records unsent again", len(got))
+	}
+	if got, _ := tb.unsent(b); len(got) != 5 {
+		t.Fatalf("another member: %d records, want 5", len(got))
+	}
+	// Past the bound: what a member gets is what is held, each root once.
+	for i := range 3 * MaxRemovals {
+		tb.put(signedRemoval(t, k, id, testRoot(t, fmt.Sprint("v", i)), int64(100+i), false))
+	}
+	got, _ = tb.unsent(b)
+	seen := map[string]bool{}
+	for _, r := range got {
+		if _, ok := tb.recs[r.Root.KeyString()]; !ok || seen[r.Root.KeyString()] {
+			t.Fatalf("sent an evicted or repeated record of %s", r.Root)
+		}
+		seen[r.Root.KeyString()] = true
+	}
+	if len(got) != MaxRemovals {
+		t.Fatalf("a new member gets %d records, %d held", len(got), MaxRemovals)
+	}
+	if got, _ := tb.unsent(a); len(got) != MaxRemovals {
+		t.Fatalf("a member behind by more than the bound gets %d records, want %d", len(got), MaxRemovals)
+	}
+	if n := len(tb.changes) + len(tb.victims); n > 4*MaxRemovals+128 {
+		t.Fatalf("%d bookkeeping entries for %d records", n, len(tb.recs))
+	}
+}
+
+// BenchmarkRemovalsPutUnsent is the bookkeeping of one rm with the
+// records file full: keep a record, find what each of two members lacks,
+// mark it sent.
+func BenchmarkRemovalsPutUnsent(b *testing.B) {
+	id, k := testPeer(b)
+	p1, _ := testPeer(b)
+	p2, _ := testPeer(b)
+	tb := newRemovals()
+	recs := make([]*proto.Removal, MaxRemovals+b.N)
+	for i := range recs {
+		recs[i] = signedRemoval(b, k, id, testRoot(b, fmt.Sprint("b", i)), int64(i+1), i%2 == 0)
+	}
+	for _, r := range recs[:MaxRemovals] {
+		tb.put(r)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		tb.put(recs[MaxRemovals+i])
+		for _, p := range []peer.ID{p1, p2} {
+			got, upto := tb.unsent(p)
+			if len(got) == 0 {
+				b.Fatal("nothing unsent")
+			}
+			tb.markSent(p, upto)
+		}
 	}
 }
