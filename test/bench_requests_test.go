@@ -117,6 +117,7 @@ type remoteProc struct {
 	in    io.WriteCloser
 	lines chan string
 	state map[string]string
+	asked int // GETSTATE questions answered
 }
 
 // startRemote starts the remote on the daemon in home and prepares it
@@ -185,6 +186,7 @@ func (p *remoteProc) request(line, want string) error {
 		f := strings.SplitN(l, " ", 3)
 		switch f[0] {
 		case "GETSTATE":
+			p.asked++
 			if _, err := io.WriteString(p.in, "VALUE "+p.state[f[1]]+"\n"); err != nil {
 				return err
 			}
