@@ -63,6 +63,13 @@ type PlaceRequest struct {
 	// MaxShardSets (docs/ERASURE.md "Wire additions"). Manifest MUST then
 	// be present and Data and Wait absent.
 	Shards uint32 `cbor:"6,keyasint,omitempty"`
+	// Restore, when set, is the requester's Restore record of Root (a put
+	// of a content removed before): the responder keeps it, durably,
+	// before it answers Done, and does not refuse Root as removed when
+	// this record wins (docs/REPLICATION.md "Restore carried in the
+	// placement"). It MUST be a restore of Root. A responder that does
+	// not know the field ignores it and may refuse the content as removed.
+	Restore *Removal `cbor:"7,keyasint,omitempty"`
 }
 
 // MaxShardSets bounds the shard indexes a PlaceRequest or HaveResponse may
@@ -184,6 +191,14 @@ func (m *PlaceRequest) Validate() error {
 	}
 	if m.Shards != 0 && (bits.OnesCount32(m.Shards) != 1 || len(m.Manifest) == 0 || len(m.Data) > 0 || m.Wait) {
 		return fmt.Errorf("%w: PlaceRequest shards %#x: want one set, with a manifest, without data or wait", ErrInvalid, m.Shards)
+	}
+	if m.Restore != nil {
+		if err := m.Restore.Validate(); err != nil {
+			return fmt.Errorf("PlaceRequest restore: %w", err)
+		}
+		if !m.Restore.Restore || !m.Restore.Root.Equals(m.Root) {
+			return fmt.Errorf("%w: PlaceRequest restore: want a restore record of the root placed", ErrInvalid)
+		}
 	}
 	return nil
 }
