@@ -280,6 +280,53 @@ func TestReplicationRemoveReachesOfflineHolder(t *testing.T) {
 	}
 }
 
+// TestReplicationPutAgainCarriesRestore: a small content put again after
+// rm carries its Restore record inside the placement (docs/REPLICATION.md
+// "Restore carried in the placement"). The new holder keeps the record
+// durably before it answers Done, so a kill -9 right after the put leaves
+// it holding the content, with no removal counted, after a restart; the
+// member that got no copy gets the record after the put.
+func TestReplicationPutAgainCarriesRestore(t *testing.T) {
+	rs := formRepl(t, 3, false, harness.SwarmOptions{Copies: 2, CopiesMin: 2}, "1h", nil)
+	up := rs.c.Nodes[0]
+	src := filepath.Join(t.TempDir(), "src")
+	writeRandomFile(t, src, 8<<10, 41)
+	root := harness.LastLine(up.MustCLI("put", src))
+	waitCopies(t, up, root, 2, time.Minute)
+	up.MustCLI("rm", root)
+	harness.WaitFor(t, 30*time.Second, "no member holds the removed content", func() bool {
+		return where(t, up, root).Copies == 0
+	})
+	if again := harness.LastLine(up.MustCLI("put", src)); again != root {
+		t.Fatalf("same file, different CID: %s", again)
+	}
+	w := where(t, up, root)
+	if w.Copies != 2 {
+		t.Fatalf("put again returned with %d copies: %+v", w.Copies, w)
+	}
+	h := otherHolder(t, rs.c, w, up)
+	h.Node.Kill()
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	st := h.StatusJSON()
+	if st.Replication == nil || st.Replication.Removed != 0 || st.Store.Manifests != 1 {
+		t.Fatalf("the new holder after kill -9: %d manifests, replication %+v; want the content and no removal", st.Store.Manifests, st.Replication)
+	}
+	if w := where(t, up, root); w.Copies != 2 {
+		t.Fatalf("after the holder's restart: %d copies, want 2", w.Copies)
+	}
+	for _, n := range rs.c.Nodes {
+		if n == up || n == h {
+			continue
+		}
+		harness.WaitFor(t, 30*time.Second, "the restore reaches the member without a copy", func() bool {
+			r := n.StatusJSON().Replication
+			return r != nil && r.Removed == 0
+		})
+	}
+}
+
 // restart stops n's daemon and starts it again.
 func restart(t *testing.T, n *harness.Node) {
 	t.Helper()

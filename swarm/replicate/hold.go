@@ -73,8 +73,28 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 	if !ok || !pl.storage {
 		return refuse(c, m.ID, proto.CodeRefused, "not a storage member")
 	}
+	// A Restore record carried in the request is kept before the check
+	// for a removal, and durable before Done (docs/REPLICATION.md
+	// "Restore carried in the placement").
+	var kept <-chan error
+	if m.Restore != nil {
+		var err error
+		if kept, err = r.keepCarried(pl, m.Restore); err != nil {
+			return refuse(c, m.ID, proto.CodeBadRequest, err.Error())
+		}
+	}
 	if r.tombs.removed(m.Root) {
+		if kept != nil {
+			<-kept
+		}
 		return refuse(c, m.ID, proto.CodeRemoved, "removed")
+	}
+	if kept != nil && (len(m.Data) == 0 || m.Shards != 0) {
+		// Only the small inline placement writes its copy meanwhile.
+		if err := <-kept; err != nil {
+			return refuse(c, m.ID, proto.CodeInternal, "keeping the restore record: "+err.Error())
+		}
+		kept = nil
 	}
 	if err := r.store.Health(); err != nil {
 		return refuse(c, m.ID, proto.CodeRefused, "store backend failing: "+err.Error())
@@ -85,7 +105,7 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 		return r.serveShards(ctx, s, c, from, m)
 	}
 	if len(m.Data) > 0 {
-		return r.serveInline(ctx, s, c, m)
+		return r.serveInline(ctx, s, c, m, kept)
 	}
 	man, added, err := r.placedManifest(ctx, from, m)
 	if err != nil {
@@ -173,12 +193,23 @@ func placeDone(s network.Stream, c *proto.Codec, status func(proto.PlaceState, u
 // serveInline handles a PlaceRequest that carries its content
 // (docs/REPLICATION.md "Inline placement"): the manifest and every chunk
 // are verified, then stored in one index transaction.
-func (r *Replicator) serveInline(ctx context.Context, s network.Stream, c *proto.Codec, m *proto.PlaceRequest) error {
-	man, err := verifiedManifest(m.Root, m.Manifest)
-	if err != nil {
-		return refuse(c, m.ID, proto.CodeBadRequest, err.Error())
+func (r *Replicator) serveInline(ctx context.Context, s network.Stream, c *proto.Codec, m *proto.PlaceRequest, kept <-chan error) error {
+	man, badErr := verifiedManifest(m.Root, m.Manifest)
+	var err error
+	if badErr == nil {
+		err = r.storeInline(ctx, man, m.Data)
 	}
-	if err := r.storeInline(ctx, man, m.Data); err != nil {
+	if kept != nil {
+		// The carried Restore record, made durable while the copy was
+		// written: without it a restart would delete the copy.
+		if kerr := <-kept; kerr != nil && badErr == nil && err == nil {
+			return refuse(c, m.ID, proto.CodeInternal, "keeping the restore record: "+kerr.Error())
+		}
+	}
+	if badErr != nil {
+		return refuse(c, m.ID, proto.CodeBadRequest, badErr.Error())
+	}
+	if err != nil {
 		if errors.Is(err, chunk.ErrNoSpace) {
 			return refuse(c, m.ID, proto.CodeNoSpace, err.Error())
 		}

@@ -62,13 +62,27 @@ type SeedProgress struct {
 
 // placeOn asks p to hold root and waits for its Done. enc, when not nil,
 // is the encoded manifest sent along, and data, when not nil, the whole
-// (small) content (docs/REPLICATION.md "Inline placement"). With start not
+// (small) content (docs/REPLICATION.md "Inline placement"); restore, when
+// not nil, is this put's Restore record of root, carried in the request. With start not
 // nil the responder waits for it after Ready; ready is called once either
 // way (with true at Ready, with false when the placement ends before).
 // progress gets the responder's bytes. A placement whose bytes and state have not moved for
 // r.stall (queuedStall times that while the responder is Queued; the wait
 // for start aside) is abandoned with ErrStalled.
-func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, ready func(bool), start <-chan struct{}, progress func(int64)) error {
+func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, restore *proto.Removal, ready func(bool), start <-chan struct{}, progress func(int64)) error {
+	err := r.placeOnce(ctx, p, root, enc, data, restore, ready, start, progress)
+	if restore != nil && errors.Is(err, ErrRemoved) {
+		// A member that does not know PlaceRequest.Restore: it gets the
+		// record on its own stream first, as before that field.
+		if serr := r.sendRemovals(ctx, p, []*proto.Removal{restore}); serr == nil {
+			err = r.placeOnce(ctx, p, root, enc, data, nil, ready, start, progress)
+		}
+	}
+	return err
+}
+
+// placeOnce is one PlaceRequest of placeOn, restore carried when not nil.
+func (r *Replicator) placeOnce(ctx context.Context, p peer.ID, root cid.Cid, enc, data []byte, restore *proto.Removal, ready func(bool), start <-chan struct{}, progress func(int64)) error {
 	var once sync.Once
 	signal := func(ok bool) {
 		if ready != nil {
@@ -83,7 +97,7 @@ func (r *Replicator) placeOn(ctx context.Context, p peer.ID, root cid.Cid, enc, 
 	defer release()
 	c := proto.NewCodec(s)
 	_ = s.SetWriteDeadline(time.Now().Add(placeIdle))
-	if err := p2pstream.Send(c, &proto.PlaceRequest{ID: 1, Root: root, Manifest: enc, Wait: start != nil, Data: data}); err != nil {
+	if err := p2pstream.Send(c, &proto.PlaceRequest{ID: 1, Root: root, Manifest: enc, Wait: start != nil, Data: data, Restore: restore}); err != nil {
 		s.Reset()
 		return fmt.Errorf("placing %s on %s: %w", root, p, err)
 	}
@@ -194,6 +208,9 @@ type placement struct {
 	// the store, which may not hold them yet (SeedStoring).
 	m    *chunk.Manifest
 	data []byte
+	// restore, when set, is this put's Restore record of the content,
+	// carried in every PlaceRequest.
+	restore *proto.Removal
 }
 
 // failure is why one member did not take a copy.
@@ -316,7 +333,7 @@ func (r *Replicator) place(ctx context.Context, pl policy, root cid.Cid, need in
 		}
 		go func() {
 			defer undo()
-			err := r.placeOn(ctx, q, root, enc, data, ready, st, func(n int64) {
+			err := r.placeOn(ctx, q, root, enc, data, p.restore, ready, st, func(n int64) {
 				p.mu.Lock()
 				p.bytes[q.String()] = n
 				p.mu.Unlock()
@@ -522,9 +539,6 @@ func (r *Replicator) seedWith(ctx context.Context, root cid.Cid, pl2 *placement,
 	if !ok {
 		return 0, nil
 	}
-	if err := r.restore(ctx, root); err != nil {
-		r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
-	}
 	m := pl2.m
 	if m == nil {
 		var err error
@@ -532,8 +546,34 @@ func (r *Replicator) seedWith(ctx context.Context, root cid.Cid, pl2 *placement,
 			return 0, fmt.Errorf("seeding %s: %w", root, err)
 		}
 	}
+	// A put of a content removed before clears the removal with a Restore
+	// record. The new holders get it inside their PlaceRequests, while it
+	// is made durable here; the other members get it once the placements
+	// end (docs/REPLICATION.md "Restore carried in the placement"). Shard
+	// placements do not carry it: it reaches every member first.
+	rec, err := r.restoreRecord(root)
+	if err != nil {
+		r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
+	}
+	if rec != nil && m.Coded() {
+		if err := r.keepAndSpread(ctx, pl, []*proto.Removal{rec}, nil); err != nil {
+			r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
+		}
+		rec = nil
+	}
 	if m.Coded() {
 		return r.seedCoded(ctx, pl, root, m, progress)
+	}
+	if rec != nil {
+		pl2.restore = rec
+		kept := make(chan error, 1)
+		go func() { kept <- r.persist([]*proto.Removal{rec}) }()
+		defer func() {
+			if err := <-kept; err != nil {
+				r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
+			}
+			r.background(context.WithoutCancel(ctx), func(ctx context.Context) { r.spreadRemovals(ctx, pl) })
+		}()
 	}
 	skip := map[peer.ID]bool{pl.self: true}
 	var holders []peer.ID

@@ -161,23 +161,38 @@ func (r *Replicator) keepAndSpread(ctx context.Context, pl policy, recs []*proto
 	return err
 }
 
-// restore cancels an earlier removal of root (a new put of it).
-func (r *Replicator) restore(ctx context.Context, root cid.Cid) error {
+// restoreRecord makes and keeps (in tombs, not yet durably) a Restore
+// record cancelling an earlier removal of root (a new put of it); nil when
+// root's newest record is not a removal.
+func (r *Replicator) restoreRecord(root cid.Cid) (*proto.Removal, error) {
 	if !r.tombs.removed(root) {
-		return nil
+		return nil, nil
 	}
 	rec, err := r.sign(root, true, cid.Undef)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !r.tombs.put(rec) {
-		return nil
+		return nil, nil
 	}
-	pl, ok := r.currentPolicy()
-	if !ok {
-		return r.persist([]*proto.Removal{rec})
+	return rec, nil
+}
+
+// keepCarried keeps the Restore record a PlaceRequest carries
+// (docs/REPLICATION.md "Restore carried in the placement"): verified and
+// kept in tombs now, so that the placement is not refused as removed, and
+// made durable in the background; the channel gives the result, which the
+// responder waits for before it answers Done. The record is made durable
+// even when tombs held it already: the copy that put it there may still be
+// on its way to the disk (a record file holding it twice is read the same).
+func (r *Replicator) keepCarried(pl policy, rec *proto.Removal) (<-chan error, error) {
+	if err := verifyRemoval(pl, rec); err != nil {
+		return nil, err
 	}
-	return r.keepAndSpread(ctx, pl, []*proto.Removal{rec}, nil)
+	r.tombs.put(rec)
+	kept := make(chan error, 1)
+	go func() { kept <- r.persist([]*proto.Removal{rec}) }()
+	return kept, nil
 }
 
 // spreadRemovals hands every connected member the records it was not sent.
