@@ -86,6 +86,7 @@ func BenchmarkGitAnnexTestremote(b *testing.B) {
 	requireGitAnnex(b)
 	var swarmTR, dirTR time.Duration
 	lat := map[string][]time.Duration{}
+	getstates := 0
 	for range b.N {
 		c := harness.New(b, bin, 3, fastSync)
 		c.FormSwarm(b, harness.SwarmOptions{Copies: 2, CopiesMin: 2})
@@ -110,6 +111,7 @@ func BenchmarkGitAnnexTestremote(b *testing.B) {
 		for k, v := range requestLatencies(out) {
 			lat[k] = append(lat[k], v...)
 		}
+		getstates += countGetstates(out)
 		for _, n := range c.Nodes {
 			n.Node.Stop()
 		}
@@ -124,7 +126,25 @@ func BenchmarkGitAnnexTestremote(b *testing.B) {
 		b.ReportMetric(float64(v[len(v)/2])/1e6, name+"_median_ms")
 		b.ReportMetric(float64(v[len(v)*9/10])/1e6, name+"_p90_ms")
 		b.ReportMetric(float64(len(v))/n, name+"_count")
+		var sum time.Duration
+		for _, d := range v {
+			sum += d
+		}
+		b.ReportMetric(sum.Seconds()/n, name+"_sum_s")
 	}
+	b.ReportMetric(float64(getstates)/n, "getstate_count")
+}
+
+// countGetstates counts the GETSTATE questions the remote asked git-annex
+// in its --debug output.
+func countGetstates(out string) int {
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if m := debugLine.FindStringSubmatch(line); m != nil && m[3] == "-->" && m[5] == "GETSTATE" {
+			n++
+		}
+	}
+	return n
 }
 
 // debugLine is a protocol line in git-annex's --debug output:
