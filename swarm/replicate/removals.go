@@ -102,8 +102,7 @@ func (t *removals) put(rec *proto.Removal) bool {
 	t.changes = append(t.changes, change{key: k, seq: t.seq})
 	heap.Push(&t.victims, victim{key: k, seq: t.seq, restore: rec.Restore, time: rec.Time})
 	for len(t.recs) > MaxRemovals && t.victims.Len() > 0 {
-		v := heap.Pop(&t.victims).(victim)
-		if cur, ok := t.recs[v.key]; ok && cur.seq == v.seq {
+		if v := heap.Pop(&t.victims).(victim); !t.stale(v.key, v.seq) {
 			delete(t.recs, v.key)
 		}
 	}
@@ -116,24 +115,19 @@ func (t *removals) put(rec *proto.Removal) bool {
 func (t *removals) compact() {
 	limit := 2*len(t.recs) + 64
 	if len(t.changes) > limit {
-		live := t.changes[:0]
-		for _, c := range t.changes {
-			if cur, ok := t.recs[c.key]; ok && cur.seq == c.seq {
-				live = append(live, c)
-			}
-		}
-		t.changes = live
+		t.changes = slices.DeleteFunc(t.changes, func(c change) bool { return t.stale(c.key, c.seq) })
 	}
 	if len(t.victims) > limit {
-		live := t.victims[:0]
-		for _, v := range t.victims {
-			if cur, ok := t.recs[v.key]; ok && cur.seq == v.seq {
-				live = append(live, v)
-			}
-		}
-		t.victims = live
+		t.victims = slices.DeleteFunc(t.victims, func(v victim) bool { return t.stale(v.key, v.seq) })
 		heap.Init(&t.victims)
 	}
+}
+
+// stale reports whether the entry of key kept at seq is no longer the
+// record held for key.
+func (t *removals) stale(key string, seq uint64) bool {
+	cur, ok := t.recs[key]
+	return !ok || cur.seq != seq
 }
 
 // unsent returns the records p has not been sent, and the sequence number
@@ -145,8 +139,8 @@ func (t *removals) unsent(p peer.ID) ([]*proto.Removal, uint64) {
 	i := sort.Search(len(t.changes), func(i int) bool { return t.changes[i].seq > from })
 	var out []*proto.Removal
 	for _, c := range t.changes[i:] {
-		if cur, ok := t.recs[c.key]; ok && cur.seq == c.seq {
-			out = append(out, cur.rec)
+		if !t.stale(c.key, c.seq) {
+			out = append(out, t.recs[c.key].rec)
 		}
 	}
 	return out, t.seq
