@@ -70,8 +70,12 @@ type Store struct {
 	params Params
 	limit  atomic.Int64
 
-	mu       sync.Mutex
-	holds    map[string]int
+	mu    sync.Mutex
+	holds map[string]int
+	// unheld lists the held keys whose cleanup a Remove left to their last
+	// holder (see unhold): a chunk it could not drop, a manifest whose
+	// object it could not unlink.
+	unheld   map[string]bool
 	reserved int64
 	// deleting lists the chunks whose objects a Remove is deleting from a
 	// Backend outside mu (a network round trip each): a write of such a
@@ -125,7 +129,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}, deleting: map[string]chan struct{}{},
+	s := &Store{dir: dir, log: log.With("component", "chunkstore"), params: p, holds: map[string]int{}, unheld: map[string]bool{}, deleting: map[string]chan struct{}{},
 		uploading: map[string]*upload{}}
 	s.limit.Store(opts.Limit)
 	s.remote = opts.Backend
@@ -310,14 +314,71 @@ func (s *Store) hold(k string) {
 	s.mu.Unlock()
 }
 
+// unhold ends holds taken with hold. The last holder of a key a Remove
+// could not clean up does it: a manifest no longer recorded loses its
+// object, a chunk no longer referenced leaves the index and the disk.
+// Without this a write whose index commit fell just before a Remove of
+// its content left an orphaned manifest object and unreferenced chunks
+// (found by the chaos suite in CI, 2026-12-02).
 func (s *Store) unhold(keys ...string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var late []string
 	for _, k := range keys {
 		if s.holds[k]--; s.holds[k] <= 0 {
 			delete(s.holds, k)
+			if s.unheld[k] {
+				delete(s.unheld, k)
+				late = append(late, k)
+			}
 		}
 	}
+	if len(late) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.cleanUpLocked(late)
+}
+
+// cleanUpLocked does what Remove left for keys once nothing holds them (see
+// unhold). It is called with mu held and releases it.
+func (s *Store) cleanUpLocked(keys []string) {
+	var freed []cid.Cid
+	var manifests []cid.Cid
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		freed, manifests = freed[:0], manifests[:0]
+		for _, k := range keys {
+			id, err := cid.Cast([]byte(k))
+			if err != nil {
+				continue
+			}
+			if id.Prefix().Codec == CodecCBOR {
+				if tx.Bucket(bucketManifests).Get([]byte(k)) == nil {
+					manifests = append(manifests, id)
+				}
+				continue
+			}
+			if refCount(tx, []byte(k)) > 0 {
+				continue
+			}
+			dropped, err := dropChunk(tx, c, []byte(k))
+			if err != nil {
+				return err
+			}
+			if dropped {
+				freed = append(freed, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.mu.Unlock()
+		s.log.Warn("cleaning up after a remove; fsck --repair finishes it", "err", err)
+		return
+	}
+	for _, root := range manifests {
+		s.unlinkManifest(root)
+	}
+	s.deleteFreedLocked(freed)
 }
 
 // chunkPath is chunks/<first digest byte in hex>/<CID>.
@@ -551,8 +612,9 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 	}
 	s.mu.Lock()
 	var freed []cid.Cid
+	var late []string
 	err := s.update(func(tx *bolt.Tx, c *counters) error {
-		freed = freed[:0]
+		freed, late = freed[:0], late[:0]
 		b := tx.Bucket(bucketManifests)
 		v := b.Get(root.Bytes())
 		if v == nil {
@@ -569,10 +631,14 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 		c.listChanged = true
 		for _, k := range distinctChunks(m) {
 			n, err := addRef(tx, k, -1)
-			if err != nil || n > 0 || s.holds[string(k)] > 0 {
-				if err != nil {
-					return err
-				}
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if s.holds[string(k)] > 0 {
+				late = append(late, string(k)) // its last holder drops it if still unreferenced
 				continue
 			}
 			dropped, err := dropChunk(tx, c, k)
@@ -589,6 +655,12 @@ func (s *Store) Remove(ctx context.Context, root cid.Cid) error {
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("removing %s: %w", root, err)
+	}
+	for _, k := range late {
+		s.unheld[k] = true
+	}
+	if s.holds[root.KeyString()] > 0 {
+		s.unheld[root.KeyString()] = true // its last holder unlinks the object if still unrecorded
 	}
 	s.unlinkManifest(root)
 	s.deleteFreedLocked(freed)
