@@ -212,10 +212,13 @@ func TestNATStranger(t *testing.T) {
 	harness.WaitFor(t, 60*time.Second, "pub refusing the stranger's connections", func() bool {
 		return pub.StatusJSON().RefusedConnections > refusedBefore
 	})
-	st := s.StatusJSON()
-	if m := member(st, pub.PeerID); m.Connected || m.Connection != "" {
-		t.Errorf("the stranger is connected to pub: %+v", m)
-	}
+	// The stranger's side may count a connection as made for the moment
+	// between its own handshake and pub's gate closing it (seen in CI on
+	// 2026-12-02); a gate that let it stay would keep it connected.
+	harness.WaitFor(t, 15*time.Second, "the stranger without a lasting connection to pub", func() bool {
+		m := member(s.StatusJSON(), pub.PeerID)
+		return !m.Connected && m.Connection == ""
+	})
 	r := pub.StatusJSON().Relay
 	if r.Circuits != 0 {
 		t.Errorf("pub relayed %d circuits; only a is in the swarm and nobody dialed it", r.Circuits)
