@@ -89,7 +89,7 @@ func (r *Replicator) serve(ctx context.Context, s network.Stream, c *proto.Codec
 		}
 		return refuse(c, m.ID, proto.CodeRemoved, "removed")
 	}
-	if kept != nil && (len(m.Data) == 0 || m.Shards != 0) {
+	if kept != nil && len(m.Data) == 0 {
 		// Only the small inline placement writes its copy meanwhile.
 		if err := <-kept; err != nil {
 			return refuse(c, m.ID, proto.CodeInternal, "keeping the restore record: "+err.Error())

@@ -555,19 +555,17 @@ func (r *Replicator) seedWith(ctx context.Context, root cid.Cid, pl2 *placement,
 	if err != nil {
 		r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
 	}
-	if rec != nil && m.Coded() {
-		if err := r.keepAndSpread(ctx, pl, []*proto.Removal{rec}, nil); err != nil {
-			r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
-		}
-		rec = nil
-	}
 	if m.Coded() {
+		if rec != nil {
+			if err := r.keepAndSpread(ctx, pl, []*proto.Removal{rec}, nil); err != nil {
+				r.log.Warn("clearing an earlier removal", "cid", root, "err", err)
+			}
+		}
 		return r.seedCoded(ctx, pl, root, m, progress)
 	}
 	if rec != nil {
 		pl2.restore = rec
-		kept := make(chan error, 1)
-		go func() { kept <- r.persist([]*proto.Removal{rec}) }()
+		kept := r.persistAsync(rec)
 		defer func() {
 			if err := <-kept; err != nil {
 				r.log.Warn("clearing an earlier removal", "cid", root, "err", err)

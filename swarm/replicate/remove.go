@@ -190,9 +190,15 @@ func (r *Replicator) keepCarried(pl policy, rec *proto.Removal) (<-chan error, e
 		return nil, err
 	}
 	r.tombs.put(rec)
+	return r.persistAsync(rec), nil
+}
+
+// persistAsync makes rec durable in the background; the channel gives the
+// result.
+func (r *Replicator) persistAsync(rec *proto.Removal) <-chan error {
 	kept := make(chan error, 1)
 	go func() { kept <- r.persist([]*proto.Removal{rec}) }()
-	return kept, nil
+	return kept
 }
 
 // spreadRemovals hands every connected member the records it was not sent.
